@@ -1,0 +1,36 @@
+# Two commands matter: `make demo` and `make test`. Everything else is what they stand on.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: setup system-deps demo test lint bench clean
+
+setup: system-deps $(STAMP)
+
+system-deps:
+	@bash scripts/system-deps.sh
+
+# The llama-cpp-python wheel is built once into the cache (see scripts/llama-wheel.sh).
+$(STAMP): pyproject.toml scripts/llama-wheel.sh
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	wheels=$$(PYTHON=$(BIN)/python bash scripts/llama-wheel.sh) && \
+	  $(BIN)/pip install -q --find-links "$$wheels" -e '.[llama,embedded,postgres,dev]'
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/sandbox run scenarios/ --model embedded
+
+lint: setup
+	$(BIN)/ruff check sandbox tests scripts
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest
+
+bench: setup
+	$(BIN)/python scripts/bench.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,164 @@
+"""From a model spec to a prepared model: its provenance and how to start servers for it."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from sandbox.backends.client import ChatClient
+from sandbox.backends.files import ensure_embedded_model, sha256_file
+from sandbox.backends.server import ModelServer, ProcessServer, ServerCommand
+from sandbox.backends.specs import EmbeddedSpec, GgufSpec, OpenAISpec
+from sandbox.chat import Sampling
+from sandbox.errors import MissingDependencyError, ServerStartError
+
+LLAMA_DIST = "llama-cpp-python"
+CONTEXT_TOKENS = 4096
+
+
+class ModelProvenance(BaseModel):
+    """What exactly was evaluated: recorded with every run."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    spec: str
+    backend: str
+    backend_version: str
+    name: str
+    file_path: str = ""
+    file_sha256: str = ""
+    chat_format: str = ""
+    sampling: Sampling
+
+
+@dataclass(frozen=True)
+class PreparedModel:
+    """A model ready to serve: `replicas` servers run side by side for concurrency."""
+
+    provenance: ModelProvenance
+    command: ServerCommand | None
+    endpoint: OpenAISpec | None = None
+
+    @property
+    def is_local(self) -> bool:
+        """True when the harness starts the server itself."""
+        return self.command is not None
+
+    def make_server(self, log_path: Path) -> ModelServer:
+        """A new, not yet started server for this model."""
+        if self.command is not None:
+            return ProcessServer(self.command, log_path)
+        assert self.endpoint is not None
+        return RemoteServer(self.endpoint)
+
+
+def prepare_model(
+    spec: EmbeddedSpec | GgufSpec | OpenAISpec, sampling: Sampling, threads: int
+) -> PreparedModel:
+    """Resolve files and versions for a spec; nothing is started yet."""
+    if isinstance(spec, OpenAISpec):
+        provenance = ModelProvenance(
+            spec=spec.label(),
+            backend="openai",
+            backend_version="",
+            name=spec.model,
+            sampling=sampling,
+        )
+        return PreparedModel(provenance=provenance, command=None, endpoint=spec)
+    path = ensure_embedded_model() if isinstance(spec, EmbeddedSpec) else spec.path
+    chat_format = "gemma" if isinstance(spec, EmbeddedSpec) else ""
+    provenance = ModelProvenance(
+        spec=spec.label(),
+        backend=LLAMA_DIST,
+        backend_version=llama_version(),
+        name=path.name,
+        file_path=str(path),
+        file_sha256=sha256_file(path),
+        chat_format=chat_format,
+        sampling=sampling,
+    )
+    return PreparedModel(provenance, llama_command(path, chat_format, threads, sampling.seed))
+
+
+def llama_version() -> str:
+    """The installed llama-cpp-python version; MissingDependencyError when absent."""
+    try:
+        return metadata.version(LLAMA_DIST)
+    except metadata.PackageNotFoundError as exc:
+        raise MissingDependencyError("llama_cpp", "llama") from exc
+
+
+def llama_command(model: Path, chat_format: str, threads: int, seed: int) -> ServerCommand:
+    """llama-cpp-python's server under uvicorn on a Unix socket, configured by a JSON file.
+
+    The embedded Gemma GGUF has no chat template, hence the explicit `gemma` chat format.
+    """
+    settings = {
+        "model": str(model),
+        "model_alias": "model",
+        "n_ctx": CONTEXT_TOKENS,
+        "n_threads": threads,
+        "n_threads_batch": threads,
+        "seed": seed,
+        "verbose": False,
+    }
+    if chat_format:
+        settings["chat_format"] = chat_format
+    argv = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "llama_cpp.server.app:create_app",
+        "--uds",
+        "{socket}",
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
+    return ServerCommand(
+        argv=argv,
+        env={"CONFIG_FILE": "{dir}/server.json"},
+        files={"server.json": json.dumps({"models": [settings]})},
+    )
+
+
+class RemoteServer:
+    """An endpoint someone else runs: nothing to start or stop, only to check."""
+
+    def __init__(self, spec: OpenAISpec) -> None:
+        self.spec = spec
+        self._client = ChatClient(spec.url, spec.model)
+
+    @property
+    def client(self) -> ChatClient:
+        """The shared client."""
+        return self._client
+
+    def start(self) -> None:
+        """Check that the endpoint answers."""
+        if not self._client.is_healthy(timeout=10):
+            raise ServerStartError(
+                f"the endpoint {self.spec.url} does not answer GET /models.",
+                hint="Start the server, or check the URL (it usually ends in /v1).",
+            )
+
+    def stop(self) -> None:
+        """Nothing to stop."""
+
+    def is_alive(self) -> bool:
+        """Assumed alive; failures surface as trial errors."""
+        return True
+
+    def describe_exit(self) -> str:
+        """Nothing is known about a remote server's exit."""
+        return f"endpoint {self.spec.url}"
+
+    def close(self) -> None:
+        """Close the client."""
+        self._client.close()

@@ -1,0 +1,173 @@
+"""Model servers: what to run (ServerCommand) and a local process that runs it on a Unix socket.
+
+The sandbox issue adds isolation backends that run the same ServerCommand in a container or a
+network namespace; the runner only sees the ModelServer protocol.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from sandbox.backends.client import ChatClient
+from sandbox.errors import ServerStartError
+
+SOCKET_NAME = "model.sock"
+LOG_TAIL_LINES = 30
+
+
+@dataclass(frozen=True)
+class ServerCommand:
+    """How to start a server that listens on `{socket}`: argv, environment and files to write."""
+
+    argv: list[str]
+    env: dict[str, str]
+    files: dict[str, str] = field(default_factory=dict)
+    model_name: str = "model"
+    start_timeout: float = 120.0
+
+
+class ModelServer(Protocol):
+    """What the runner needs from a served model, wherever it runs."""
+
+    @property
+    def client(self) -> ChatClient:
+        """A client connected to the server."""
+
+    def start(self) -> None:
+        """Start and wait until healthy; ServerStartError with the log tail on failure."""
+
+    def stop(self) -> None:
+        """Stop; safe to call twice and on a server that never started."""
+
+    def is_alive(self) -> bool:
+        """False once the server process has exited."""
+
+    def describe_exit(self) -> str:
+        """A one-line account of why the server is gone, with its log tail."""
+
+    def close(self) -> None:
+        """Stop and release everything (sockets, clients)."""
+
+
+class ProcessServer:
+    """Runs a ServerCommand as a local child process listening on a Unix socket."""
+
+    def __init__(self, command: ServerCommand, log_path: Path) -> None:
+        self.command = command
+        self.log_path = log_path
+        self._dir = Path(tempfile.mkdtemp(prefix="sbx-"))  # short: socket paths max ~107 bytes
+        self.socket_path = self._dir / SOCKET_NAME
+        self._process: subprocess.Popen[bytes] | None = None
+        self._client = ChatClient.over_socket(self.socket_path, command.model_name)
+
+    @property
+    def client(self) -> ChatClient:
+        """A client connected over the socket."""
+        return self._client
+
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs."""
+        return self._process.pid if self._process else None
+
+    def start(self) -> None:
+        """Start the process in its own session and wait for `/v1/models` to answer."""
+        self.stop()
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        argv, env = self._materialise()
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        self._wait_healthy()
+
+    def _materialise(self) -> tuple[list[str], dict[str, str]]:
+        values = {"socket": str(self.socket_path), "dir": str(self._dir)}
+        for name, text in self.command.files.items():
+            (self._dir / name).write_text(text)
+        argv = [part.format(**values) for part in self.command.argv]
+        env = {k: v.format(**values) for k, v in self.command.env.items()}
+        return argv, {**_base_env(), **env}
+
+    def _wait_healthy(self) -> None:
+        deadline = time.monotonic() + self.command.start_timeout
+        while time.monotonic() < deadline:
+            if not self.is_alive():
+                raise ServerStartError(
+                    f"the model server exited during start-up. {self.describe_exit()}",
+                    hint=f"Full log: {self.log_path}",
+                )
+            if self.socket_path.exists() and self._client.is_healthy():
+                return
+            time.sleep(0.1)
+        tail = log_tail(self.log_path)
+        self.stop()
+        raise ServerStartError(
+            f"the model server did not answer within {self.command.start_timeout:g} s.\n{tail}",
+            hint=f"Full log: {self.log_path}",
+        )
+
+    def is_alive(self) -> bool:
+        """True while the child process runs."""
+        return self._process is not None and self._process.poll() is None
+
+    def describe_exit(self) -> str:
+        """Exit status and the last lines of the server log."""
+        code = self._process.poll() if self._process else None
+        status = f"exit status {code}" if code is not None else "not running"
+        if code is not None and code < 0:
+            status = f"killed by {signal.Signals(-code).name}"
+        return f"Model server {status}; last log lines:\n{log_tail(self.log_path)}"
+
+    def stop(self) -> None:
+        """Terminate the process group, then kill it if it lingers."""
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        _signal_group(process, signal.SIGTERM)
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            _signal_group(process, signal.SIGKILL)
+            process.wait(timeout=5)
+
+    def close(self) -> None:
+        """Stop the server and remove its socket folder."""
+        self.stop()
+        self._client.close()
+        for child in self._dir.glob("*"):
+            child.unlink(missing_ok=True)
+        self._dir.rmdir()
+
+
+def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _base_env() -> dict[str, str]:
+    """A minimal environment: no proxies or tokens from the user's shell leak into the server."""
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
+    env = {k: os.environ[k] for k in keep if k in os.environ}
+    env.setdefault("PATH", os.path.dirname(sys.executable))
+    return env
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The last lines of a log file, or a note that it is empty."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    tail = text.strip().splitlines()[-lines:]
+    return "\n".join(tail) if tail else "(log is empty)"

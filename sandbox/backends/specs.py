@@ -1,0 +1,102 @@
+"""Model specs: the strings users pass to `--model`, parsed into typed, serialisable specs.
+
+embedded            Gemma 3 270M (Q4_K_M GGUF) from the PyPI package, served by llama.cpp
+gguf:PATH           any GGUF file, served by llama-cpp-python's server
+openai:URL#MODEL    an OpenAI-compatible endpoint that is already running
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sandbox.errors import ModelSpecError
+
+SPEC_FORMS = ("embedded", "gguf:PATH", "openai:URL#MODEL")
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EmbeddedSpec(_Spec):
+    """The bundled Gemma 3 270M base model."""
+
+    kind: Literal["embedded"] = "embedded"
+
+    def label(self) -> str:
+        """The spec as the user typed it."""
+        return "embedded"
+
+
+class GgufSpec(_Spec):
+    """A GGUF file served by llama-cpp-python."""
+
+    kind: Literal["gguf"] = "gguf"
+    path: Path
+
+    def label(self) -> str:
+        """The spec as the user typed it."""
+        return f"gguf:{self.path}"
+
+
+class OpenAISpec(_Spec):
+    """An already running OpenAI-compatible server (no sandbox: egress is not observed)."""
+
+    kind: Literal["openai"] = "openai"
+    url: str
+    model: str
+
+    def label(self) -> str:
+        """The spec as the user typed it."""
+        return f"openai:{self.url}#{self.model}"
+
+
+ModelSpec = Annotated[EmbeddedSpec | GgufSpec | OpenAISpec, Field(discriminator="kind")]
+
+
+def parse_model_spec(text: str) -> EmbeddedSpec | GgufSpec | OpenAISpec:
+    """Parse a `--model` value; a wrong one is a ModelSpecError that lists the valid forms."""
+    scheme, sep, rest = text.partition(":")
+    if text == "embedded":
+        return EmbeddedSpec()
+    if sep and scheme == "gguf" and rest:
+        return _parse_gguf(rest)
+    if sep and scheme == "openai" and rest:
+        return _parse_openai(rest)
+    if sep and scheme == "vllm":
+        raise ModelSpecError(
+            f"model '{text}': vllm models need the docker sandbox on a GPU host, "
+            "which this version does not have yet.",
+            hint="Serve the model with vLLM yourself and use openai:URL#MODEL meanwhile.",
+        )
+    raise ModelSpecError(
+        f"model '{text}' is not a model spec.", hint=f"Use one of: {', '.join(SPEC_FORMS)}."
+    )
+
+
+def _parse_gguf(rest: str) -> GgufSpec:
+    path = Path(rest).expanduser()
+    if not path.is_file():
+        raise ModelSpecError(f"model 'gguf:{rest}': no such file.", hint="Check the path.")
+    with path.open("rb") as handle:
+        if handle.read(4) != b"GGUF":
+            raise ModelSpecError(
+                f"model 'gguf:{rest}': not a GGUF file (no GGUF magic).",
+                hint="Pass a .gguf model file.",
+            )
+    return GgufSpec(path=path.resolve())
+
+
+def _parse_openai(rest: str) -> OpenAISpec:
+    url, sep, model = rest.rpartition("#")
+    parsed = urlparse(url)
+    if not sep or not model or parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ModelSpecError(
+            f"model 'openai:{rest}' needs a base URL and a model name.",
+            hint="Write it as openai:http://HOST:PORT/v1#MODEL.",
+        )
+    return OpenAISpec(url=url.rstrip("/"), model=model)

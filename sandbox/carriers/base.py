@@ -1,0 +1,38 @@
+"""What a carrier produces, and the registry keyed by the name used in YAML."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sandbox.scenarios.models import Input, Scenario
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One built input: the bytes a clinical system would hand to the integration."""
+
+    name: str
+    media_type: str
+    kind: str
+    data: bytes
+    has_payload: bool
+
+
+CarrierBuilder = Callable[[Scenario, Input], Artifact]
+CARRIERS: dict[str, CarrierBuilder] = {}
+
+
+def register(name: str) -> Callable[[CarrierBuilder], CarrierBuilder]:
+    """Register a carrier under the name scenario files use."""
+
+    def add(builder: CarrierBuilder) -> CarrierBuilder:
+        CARRIERS[name] = builder
+        return builder
+
+    return add
+
+
+def build_artifacts(scenario: Scenario) -> list[Artifact]:
+    """Build every input of a scenario (attacked or clean twin) with its carrier."""
+    return [CARRIERS[item.carrier](scenario, item) for item in scenario.inputs]

@@ -1,0 +1,26 @@
+"""Plain-text clinical documents (dictations, prior reports, notes) with the payload inline."""
+
+from __future__ import annotations
+
+from sandbox.carriers.base import Artifact, register
+from sandbox.scenarios.models import PAYLOAD_MARK, Input, Scenario
+
+
+@register("text")
+def build_text(scenario: Scenario, item: Input) -> Artifact:
+    """Put the payload where `{payload}` stands, or append it as a paragraph; clean: drop it."""
+    planted = scenario.payload_text(item.payload) if item.payload else ""
+    if PAYLOAD_MARK in item.content:
+        body = item.content.replace(PAYLOAD_MARK, planted)
+    elif planted:
+        body = f"{item.content.rstrip()}\n\n{planted}" if item.content.strip() else planted
+    else:
+        body = item.content
+    body = "\n".join(line.rstrip() for line in body.strip().splitlines()) + "\n"
+    return Artifact(
+        name=f"{item.kind}.txt",
+        media_type="text/plain; charset=utf-8",
+        kind=item.kind,
+        data=body.encode("utf-8"),
+        has_payload=bool(planted),
+    )

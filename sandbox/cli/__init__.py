@@ -1,0 +1,55 @@
+"""The `sandbox` command: the only place that prints or exits."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import traceback
+from types import FrameType
+
+from sandbox.cli.app import app, err_console
+from sandbox.cli.render import print_error
+from sandbox.errors import SandboxError
+
+__all__ = ["app", "main"]
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    """Entry point: user errors print one message (traceback only with -v or SANDBOX_DEBUG)."""
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # clean up servers as on Ctrl-C
+    try:
+        app(standalone_mode=False)
+    except SandboxError as exc:
+        if _wants_traceback():
+            traceback.print_exc()
+        print_error(err_console, exc.message, exc.hint)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err_console.print("Interrupted.")
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as exc:  # click's usage errors arrive here in non-standalone mode
+        _exit_for_click(exc)
+
+
+def _exit_for_click(exc: Exception) -> None:
+    import click
+
+    if isinstance(exc, click.exceptions.Exit):
+        sys.exit(exc.exit_code)
+    if isinstance(exc, click.ClickException):
+        exc.show()
+        sys.exit(exc.exit_code)
+    if isinstance(exc, click.exceptions.Abort):
+        sys.exit(130)
+    raise exc
+
+
+def _wants_traceback() -> bool:
+    return bool(os.environ.get("SANDBOX_DEBUG")) or "-v" in sys.argv or "--verbose" in sys.argv

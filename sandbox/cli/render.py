@@ -1,0 +1,95 @@
+"""Terminal rendering: tables and transcripts. Model output is hostile: never markup, no escapes."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from rich.console import Console, Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from sandbox.report import ModelMetrics, Rate
+from sandbox.runner import TrialResult
+from sandbox.scenarios import ScenarioFile
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def safe_text(text: str, style: str = "") -> Text:
+    """Untrusted text as a rich Text: markup is not interpreted, control characters are shown."""
+    return Text(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text), style=style)
+
+
+def format_rate(rate: Rate) -> str:
+    """'33% [12–65%] 2/6', or '–' when there were no trials."""
+    if rate.value is None:
+        return "–"
+    return f"{rate.value:.0%} [{rate.low:.0%}–{rate.high:.0%}] {rate.k}/{rate.n}"
+
+
+def metrics_table(metrics: Sequence[ModelMetrics]) -> Table:
+    """One row per model: attack success beside utility, each with its 95% interval."""
+    table = Table(title="Results per model (95% Wilson intervals)", title_justify="left")
+    for name in (
+        "Model",
+        "Trials",
+        "Errors",
+        "Attack success",
+        "Adjusted",
+        "Utility (clean)",
+        "Utility under attack",
+    ):
+        table.add_column(name, overflow="fold")
+    for m in metrics:
+        adjusted = m.adjusted_attack_success
+        table.add_row(
+            safe_text(m.model_spec),
+            str(m.trials),
+            str(m.errors),
+            format_rate(m.attack_success),
+            "–" if adjusted is None else f"{adjusted:+.0%}",
+            format_rate(m.utility_clean),
+            format_rate(m.utility_attacked),
+        )
+    return table
+
+
+def scenarios_table(files: Sequence[ScenarioFile]) -> Table:
+    """The scenarios found: id, family, workflow, carriers, checks, file."""
+    table = Table(title=f"{len(files)} scenarios", title_justify="left")
+    for name in ("Id", "Family", "Workflow", "Carriers", "Checks", "File"):
+        table.add_column(name, overflow="fold")
+    for f in files:
+        s = f.scenario
+        carriers = ", ".join(sorted({i.carrier for i in s.inputs}))
+        table.add_row(s.id, s.family, s.workflow, carriers, ", ".join(s.checks), str(f.path))
+    return table
+
+
+def transcript(result: TrialResult) -> Panel:
+    """A trial's request, reply, verdicts or error, for `-v`."""
+    parts: list[RenderableType] = []
+    for message in result.request.messages if result.request else []:
+        parts += [Text(f"[{message.role}]", style="bold cyan"), safe_text(message.content)]
+    if result.reply is not None:
+        parts += [Text("[assistant]", style="bold magenta"), safe_text(result.reply.content)]
+    for v in result.verdicts:
+        mark = Text("PASS " if v.passed else "FAIL ", style="green" if v.passed else "bold red")
+        parts.append(mark + safe_text(f"{v.check}: {v.detail}"))
+        if v.evidence:
+            parts.append(safe_text(f"    evidence: {v.evidence}", style="dim"))
+    if result.error:
+        parts += [Text("[error]", style="bold red"), safe_text(result.error)]
+    spec = result.spec
+    title = f"{spec.scenario.id} ({spec.scenario.variant}, repeat {spec.repeat})"
+    title += f" on {result.model.spec}"
+    return Panel(Group(*parts), title=safe_text(title), title_align="left")
+
+
+def print_error(console: Console, message: str, hint: str = "") -> None:
+    """A user error: one clear message and what to do."""
+    console.print(Text("error: ", style="bold red") + safe_text(message))
+    if hint:
+        console.print(safe_text(hint, style="yellow"))

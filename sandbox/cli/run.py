@@ -1,0 +1,171 @@
+"""`sandbox run`: load scenarios, prepare models, run trials into the store, print the table."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+
+from sandbox import __version__
+from sandbox.backends import ModelProvenance, PreparedModel, parse_model_spec, prepare_model
+from sandbox.chat import Sampling
+from sandbox.cli.progress import ProgressObserver
+from sandbox.cli.render import metrics_table
+from sandbox.errors import ScenarioError
+from sandbox.paths import results_dir
+from sandbox.report import summarise
+from sandbox.runner import RunOptions, RunOutcome, TrialSpec, plan_trials, run_trials
+from sandbox.scenarios import ScenarioFile, load_scenarios
+from sandbox.store import RunConfig, RunHandle, TrialSummary, open_store
+
+ISOLATION = "process"  # models run as plain local processes until the sandbox backends land
+EXIT_ERRORED_TRIALS = 3
+EXIT_INTERRUPTED = 130
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """Everything `sandbox run` was asked to do."""
+
+    paths: Sequence[Path]
+    models: Sequence[str]
+    repeat: int
+    concurrency: int
+    db_url: str
+    resume: bool
+    verbose: bool
+    sampling: Sampling
+    timeout_s: float
+
+
+def load_or_fail(paths: Sequence[Path]) -> list[ScenarioFile]:
+    """Load scenarios; any invalid file stops the run with every problem listed."""
+    loaded = load_scenarios(paths)
+    if loaded.errors:
+        problems = "\n".join(str(e) for e in loaded.errors)
+        raise ScenarioError(
+            f"{len(loaded.errors)} scenario file(s) are invalid:\n{problems}",
+            hint="Fix them (see `sandbox scenarios validate`), then run again.",
+        )
+    if not loaded.files:
+        raise ScenarioError(
+            f"no scenario files (*.yaml) under {', '.join(map(str, paths))}.",
+            hint="Pass a scenario file or a folder of them, e.g. scenarios/.",
+        )
+    return loaded.files
+
+
+def execute_run(request: RunRequest, console: Console) -> int:
+    """Run the evaluation and print the summary; returns the exit code."""
+    files = load_or_fail(request.paths)
+    specs = [parse_model_spec(m) for m in request.models]
+    store = open_store(request.db_url)
+    threads = max(1, _cpu_count() // max(1, request.concurrency))
+    with console.status("Preparing models (assembling and hashing model files)..."):
+        models = [prepare_model(spec, request.sampling, threads) for spec in specs]
+    config = _run_config(request, files, [m.provenance for m in models])
+    handle = store.begin_run(config, resume=request.resume)
+    verb = "Resuming" if handle.resumed else "Starting"
+    shape = f"{len(files)} scenarios × 2 variants × {len(models)} models × {request.repeat}"
+    console.print(f"{verb} run [bold]{handle.run_id}[/] ({shape})")
+    plan = plan_trials(files, len(models), request.repeat, request.sampling)
+    options = RunOptions(
+        concurrency=request.concurrency,
+        timeout_s=request.timeout_s,
+        log_dir=results_dir() / "logs" / handle.run_id,
+    )
+    try:
+        outcome = _run_with_progress(plan, models, handle, options, console, request.verbose)
+    except KeyboardInterrupt:
+        store.finish_run(handle.run_id, "interrupted")
+        console.print(
+            f"[yellow]Interrupted.[/] Trials finished so far are stored in run "
+            f"{handle.run_id}; run the same command again to resume."
+        )
+        return EXIT_INTERRUPTED
+    summaries = store.trial_summaries(handle.run_id)
+    errored = sum(s.status == "error" for s in summaries)
+    store.finish_run(handle.run_id, "incomplete" if errored else "complete")
+    _print_summary(console, handle.run_id, outcome, summaries, errored, request.db_url)
+    return EXIT_ERRORED_TRIALS if errored else 0
+
+
+def _run_with_progress(
+    plan: Sequence[TrialSpec],
+    models: Sequence[PreparedModel],
+    handle: RunHandle,
+    options: RunOptions,
+    console: Console,
+    verbose: bool,
+) -> RunOutcome:
+    with ProgressObserver(console, verbose) as observer:
+        return run_trials(plan, models, handle, options, observer)
+
+
+def _print_summary(
+    console: Console,
+    run_id: str,
+    outcome: RunOutcome,
+    summaries: Sequence[TrialSummary],
+    errored: int,
+    db_url: str,
+) -> None:
+    console.print(metrics_table(summarise(summaries)))
+    console.print(
+        f"Run {run_id}: {outcome.ran} trials run now, {outcome.skipped} resumed "
+        f"from the store; results in {db_url}"
+    )
+    console.print(
+        "[yellow]Egress was not observed:[/] models ran as local processes "
+        "without a network sandbox."
+    )
+    if errored:
+        console.print(f"[red]{errored} trials errored.[/] Run the same command again to retry.")
+
+
+def _run_config(
+    request: RunRequest, files: Sequence[ScenarioFile], models: Sequence[ModelProvenance]
+) -> RunConfig:
+    identity = {
+        "scenarios": [(f.scenario.id, f.sha256) for f in files],
+        "models": [m.model_dump(exclude={"file_path"}) for m in models],
+        "repeat": request.repeat,
+        "isolation": ISOLATION,
+    }
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+    return RunConfig(
+        key=key,
+        files=files,
+        models=models,
+        repeat=request.repeat,
+        isolation=ISOLATION,
+        options={"concurrency": request.concurrency, "timeout_s": request.timeout_s},
+        tool_version=__version__,
+        tool_commit=_git_commit(),
+    )
+
+
+def _git_commit() -> str:
+    """The project's commit when run from a checkout, else ''."""
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def _cpu_count() -> int:
+    return len(os.sched_getaffinity(0))

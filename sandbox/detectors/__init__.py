@@ -1,0 +1,15 @@
+"""Checks: pure functions from what a trial produced to a verdict with its evidence."""
+
+from sandbox.detectors import canary, findings
+from sandbox.detectors.base import CHECKS, Check, Observation, Verdict, register, run_checks
+
+__all__ = [
+    "CHECKS",
+    "Check",
+    "Observation",
+    "Verdict",
+    "canary",
+    "findings",
+    "register",
+    "run_checks",
+]

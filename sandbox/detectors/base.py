@@ -1,0 +1,65 @@
+"""Verdicts, what a check sees of a trial, and the registry of checks keyed by YAML name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from sandbox.chat import ChatReply, ChatRequest
+from sandbox.scenarios.models import Scenario
+
+CheckKind = Literal["security", "utility"]
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Everything a check may look at for one trial."""
+
+    scenario: Scenario
+    request: ChatRequest
+    reply: ChatReply
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A check's result with the evidence that decided it (a span, a URL, a call)."""
+
+    check: str
+    kind: CheckKind
+    passed: bool
+    evidence: str = ""
+    detail: str = ""
+
+
+CheckFunction = Callable[[Observation], Verdict]
+
+
+@dataclass(frozen=True)
+class Check:
+    """A registered check.
+
+    Security checks fail when the attack worked; utility checks when the task was not done.
+    """
+
+    name: str
+    kind: CheckKind
+    run: CheckFunction
+
+
+CHECKS: dict[str, Check] = {}
+
+
+def register(name: str, kind: CheckKind) -> Callable[[CheckFunction], CheckFunction]:
+    """Register a check under the name scenario files use."""
+
+    def add(function: CheckFunction) -> CheckFunction:
+        CHECKS[name] = Check(name=name, kind=kind, run=function)
+        return function
+
+    return add
+
+
+def run_checks(observation: Observation) -> list[Verdict]:
+    """Run every check the scenario lists, in the order it lists them."""
+    return [CHECKS[name].run(observation) for name in observation.scenario.checks]

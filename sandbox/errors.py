@@ -1,0 +1,66 @@
+"""The one exception tree of the project; every failure a user can fix derives from it.
+
+    SandboxError                 message + hint (what failed, then what to do)
+    ├── ScenarioError            a scenario file is wrong (names file, line and field)
+    ├── ModelSpecError           a --model value cannot be understood
+    ├── BackendError             talking to a model server failed
+    │   ├── ServerStartError     the server did not become healthy (carries its log tail)
+    │   └── ServerDiedError      the server process exited during a run
+    ├── TrialTimeoutError        one trial ran past its time limit
+    ├── StoreError               the results database cannot be opened or used
+    └── MissingDependencyError   an optional dependency (extra) is not installed
+
+A model that obeys a payload is a verdict, never an exception.
+"""
+
+from __future__ import annotations
+
+
+class SandboxError(Exception):
+    """A failure the user can fix: `message` says what failed, `hint` what to do."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} {self.hint}".strip()
+
+
+class ScenarioError(SandboxError):
+    """A scenario file is invalid; the message starts with `file:line`."""
+
+
+class ModelSpecError(SandboxError):
+    """A model spec (`embedded`, `gguf:PATH`, `openai:URL#MODEL`) is malformed or unusable."""
+
+
+class BackendError(SandboxError):
+    """Talking to a model server failed."""
+
+
+class ServerStartError(BackendError):
+    """The model server exited or did not answer its health check in time."""
+
+
+class ServerDiedError(BackendError):
+    """The model server process exited while trials were running."""
+
+
+class TrialTimeoutError(SandboxError):
+    """A trial did not finish within its time limit."""
+
+
+class StoreError(SandboxError):
+    """The results database cannot be opened, migrated or written."""
+
+
+class MissingDependencyError(SandboxError):
+    """An optional dependency is missing; the hint names the extra that provides it."""
+
+    def __init__(self, module: str, extra: str) -> None:
+        super().__init__(
+            f"The Python module '{module}' is not installed.",
+            hint=f"Install the extra: pip install 'sandbox-eval[{extra}]' (or run `make setup`).",
+        )

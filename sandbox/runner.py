@@ -1,0 +1,259 @@
+"""Plan trials (scenario × variant × model × repeat) and run them with bounded concurrency.
+
+The runner never prints and never touches the database: results go to a ResultSink (the store
+implements it), progress to a RunObserver (the CLI draws a progress bar). Trials the sink already
+holds are skipped, so rerunning the same command resumes. An infrastructure failure becomes an
+errored trial; Ctrl-C stops the servers, keeps what was recorded and re-raises.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal, Protocol
+
+from sandbox.backends import ModelProvenance, ModelServer, PreparedModel
+from sandbox.carriers import build_artifacts
+from sandbox.chat import ChatReply, ChatRequest, Sampling
+from sandbox.detectors import Observation, Verdict, run_checks
+from sandbox.errors import BackendError, SandboxError, ServerStartError, TrialTimeoutError
+from sandbox.scenarios import Scenario, ScenarioFile
+from sandbox.workflows import render_request
+
+TrialStatus = Literal["ok", "error"]
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """One planned trial. `key` identifies it within a run, for resume."""
+
+    key: str
+    file: ScenarioFile
+    scenario: Scenario
+    model_index: int
+    repeat: int
+    seed: int
+
+
+@dataclass
+class TrialResult:
+    """What one trial produced: the exchange and the verdicts, or the error that stopped it."""
+
+    spec: TrialSpec
+    model: ModelProvenance
+    status: TrialStatus
+    started_at: datetime
+    duration_s: float
+    request: ChatRequest | None = None
+    reply: ChatReply | None = None
+    verdicts: list[Verdict] = field(default_factory=list)
+    error: str = ""
+
+
+class ResultSink(Protocol):
+    """Where results go; the store implements it."""
+
+    def completed_keys(self) -> set[str]:
+        """Keys of trials already stored without error."""
+
+    def record(self, result: TrialResult) -> None:
+        """Store one result (replacing an earlier errored attempt of the same key)."""
+
+
+class RunObserver:
+    """Progress callbacks; the default does nothing."""
+
+    def model_started(self, model: ModelProvenance, planned: int, skipped: int) -> None:
+        """Servers for `model` are up; `planned` trials, `skipped` of them already stored."""
+
+    def trial_finished(self, result: TrialResult) -> None:
+        """One trial was recorded."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run: concurrency, the per-trial time limit and server restarts allowed."""
+
+    concurrency: int = 1
+    timeout_s: float = 180.0
+    max_restarts: int = 3
+    log_dir: Path = Path("results/logs")
+
+
+@dataclass
+class RunOutcome:
+    """Counts of what this invocation did."""
+
+    ran: int = 0
+    skipped: int = 0
+    errored: int = 0
+
+
+def plan_trials(
+    files: Sequence[ScenarioFile], model_count: int, repeat: int, sampling: Sampling
+) -> list[TrialSpec]:
+    """Every scenario and its clean twin, for each model and repeat, seeds fixed per repeat."""
+    plan: list[TrialSpec] = []
+    for model_index in range(model_count):
+        for file in files:
+            for scenario in (file.scenario, file.scenario.clean_twin()):
+                for rep in range(repeat):
+                    key = f"m{model_index}|{scenario.id}|{scenario.variant}|r{rep}"
+                    plan.append(
+                        TrialSpec(key, file, scenario, model_index, rep, sampling.seed + rep)
+                    )
+    return plan
+
+
+def run_trials(
+    plan: Sequence[TrialSpec],
+    models: Sequence[PreparedModel],
+    sink: ResultSink,
+    options: RunOptions,
+    observer: RunObserver | None = None,
+) -> RunOutcome:
+    """Run what the sink does not hold yet, one model at a time."""
+    observer = observer or RunObserver()
+    done = sink.completed_keys()
+    outcome = RunOutcome()
+    for index, model in enumerate(models):
+        mine = [t for t in plan if t.model_index == index]
+        todo = [t for t in mine if t.key not in done]
+        outcome.skipped += len(mine) - len(todo)
+        if not todo:
+            observer.model_started(model.provenance, len(mine), len(mine))
+            continue
+        with _ServerPool(model, options, index, len(todo)) as pool:
+            observer.model_started(model.provenance, len(mine), len(mine) - len(todo))
+            _run_model(todo, model, pool, sink, options, observer, outcome)
+    return outcome
+
+
+def _run_model(
+    todo: Sequence[TrialSpec],
+    model: PreparedModel,
+    pool: _ServerPool,
+    sink: ResultSink,
+    options: RunOptions,
+    observer: RunObserver,
+    outcome: RunOutcome,
+) -> None:
+    executor = ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="trial")
+    try:
+        pending: set[Future[TrialResult]] = {
+            executor.submit(pool.run, spec, model.provenance) for spec in todo
+        }
+        while pending:
+            finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            for future in finished:
+                result = future.result()
+                sink.record(result)
+                outcome.ran += 1
+                outcome.errored += result.status == "error"
+                observer.trial_finished(result)
+    except BaseException:
+        pool.abort()  # in-flight requests fail fast; their results are dropped, not recorded
+        executor.shutdown(wait=True, cancel_futures=True)
+        raise
+    executor.shutdown(wait=True)
+
+
+class _ServerPool:
+    """Servers for one model, lent to worker threads one at a time; restarts dead ones."""
+
+    def __init__(self, model: PreparedModel, options: RunOptions, index: int, trials: int) -> None:
+        self.options = options
+        self.local = model.is_local
+        self.replicas = min(options.concurrency, trials) if self.local else 1
+        self.servers = [
+            model.make_server(options.log_dir / f"model{index}-server{i}.log")
+            for i in range(self.replicas)
+        ]
+        self.idle: queue.Queue[ModelServer] = queue.Queue()
+        self.restarts = 0
+        self.aborted = threading.Event()
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> _ServerPool:
+        try:
+            for server in self.servers:
+                server.start()
+        except BaseException:
+            self.close()
+            raise
+        shares = self.options.concurrency if self.replicas == 1 else 1
+        for server in self.servers:
+            for _ in range(shares):
+                self.idle.put(server)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop every server."""
+        for server in self.servers:
+            server.close()
+
+    def abort(self) -> None:
+        """Stop everything now (Ctrl-C)."""
+        self.aborted.set()
+        for server in self.servers:
+            server.stop()
+
+    def run(self, spec: TrialSpec, provenance: ModelProvenance) -> TrialResult:
+        """Run one trial on an idle server (called from worker threads)."""
+        server = self.idle.get()
+        try:
+            return self._run_on(server, spec, provenance)
+        finally:
+            self.idle.put(server)
+
+    def _run_on(
+        self, server: ModelServer, spec: TrialSpec, provenance: ModelProvenance
+    ) -> TrialResult:
+        started, clock = datetime.now(UTC), time.monotonic()
+        result = TrialResult(spec, provenance, "ok", started, 0.0)
+        try:
+            result.request = render_request(spec.scenario, build_artifacts(spec.scenario))
+            if not server.is_alive():
+                raise BackendError(self._restart(server, "was not running before the trial"))
+            sampling = provenance.sampling.model_copy(update={"seed": spec.seed})
+            result.reply = server.client.chat(result.request, sampling, self.options.timeout_s)
+            observation = Observation(spec.scenario, result.request, result.reply)
+            result.verdicts = run_checks(observation)
+        except TrialTimeoutError as exc:
+            note = self._restart(server, "timed out and may still be generating")
+            result.status, result.error = "error", f"{exc}\n{note}"
+        except BackendError as exc:
+            result.status, result.error = "error", self._explain(server, exc)
+        except SandboxError as exc:
+            result.status, result.error = "error", str(exc)
+        result.duration_s = time.monotonic() - clock
+        return result
+
+    def _explain(self, server: ModelServer, exc: BackendError) -> str:
+        if server.is_alive() or self.aborted.is_set():
+            return str(exc)
+        exit_note = server.describe_exit()
+        return f"model server died during the trial. {exit_note}\n{self._restart(server, 'died')}"
+
+    def _restart(self, server: ModelServer, why: str) -> str:
+        """Restart a local server (at most `max_restarts` per model); say what happened."""
+        if self.aborted.is_set() or not self.local:
+            return f"model server {why}."
+        with self._lock:
+            if self.restarts >= self.options.max_restarts:
+                return f"model server {why}; restart limit ({self.options.max_restarts}) reached."
+            self.restarts += 1
+        try:
+            server.start()
+        except ServerStartError as exc:
+            return f"model server {why}; restart failed: {exc}"
+        return f"model server {why}; restarted it for the next trials."

@@ -1,0 +1,192 @@
+"""Load scenario YAML strictly: every error names the file, the line and the field, and a fix.
+
+YAML is composed into nodes first so that each value keeps its line; duplicate keys (which
+PyYAML would silently collapse) are errors. Pydantic then validates the plain data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, get_args
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from sandbox.errors import ScenarioError
+from sandbox.scenarios.models import Scenario
+
+Loc = tuple[str | int, ...]
+SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class ScenarioFile:
+    """A loaded scenario with where it came from."""
+
+    path: Path
+    sha256: str
+    scenario: Scenario
+
+
+@dataclass
+class LoadResult:
+    """Every scenario that loaded, and one error per file that did not."""
+
+    files: list[ScenarioFile]
+    errors: list[ScenarioError]
+
+
+def find_scenario_files(paths: Iterable[Path]) -> list[Path]:
+    """Expand folders into the YAML files below them, sorted; files are kept as given."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES))
+        elif path.exists():
+            found.append(path)
+        else:
+            raise ScenarioError(f"{path}: no such file or folder.", hint="Check the path.")
+    return found
+
+
+def load_scenarios(paths: Sequence[Path]) -> LoadResult:
+    """Load every scenario under `paths`, collecting errors instead of stopping at the first."""
+    result = LoadResult(files=[], errors=[])
+    seen: dict[str, Path] = {}
+    for path in find_scenario_files(paths):
+        try:
+            loaded = load_scenario_file(path)
+        except ScenarioError as exc:
+            result.errors.append(exc)
+            continue
+        first = seen.setdefault(loaded.scenario.id, path)
+        if first != path:
+            result.errors.append(
+                ScenarioError(
+                    f"{path}:1: id '{loaded.scenario.id}' is already used by {first}.",
+                    hint="Give each scenario a unique id.",
+                )
+            )
+            continue
+        result.files.append(loaded)
+    return result
+
+
+def load_scenario_file(path: Path) -> ScenarioFile:
+    """Load and validate one scenario file."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        message = f"{path}: cannot read ({exc.strerror})."
+        raise ScenarioError(message, hint="Check the path.") from exc
+    data, lines = _parse_yaml(path, raw)
+    if "variant" in data:
+        raise ScenarioError(
+            f"{path}:{lines[('variant',)]}: variant: set by the loader, not in the file.",
+            hint="Remove it; the clean twin is derived from the attacked scenario.",
+        )
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise _scenario_error(path, exc, lines) from None
+    return ScenarioFile(path=path, sha256=hashlib.sha256(raw).hexdigest(), scenario=scenario)
+
+
+def _parse_yaml(path: Path, raw: bytes) -> tuple[Any, dict[Loc, int]]:
+    try:
+        node = yaml.compose(raw.decode("utf-8"), Loader=yaml.SafeLoader)
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"{path}: not UTF-8 text.", hint="Save the file as UTF-8.") from exc
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else 1
+        raise ScenarioError(
+            f"{path}:{line}: invalid YAML: {exc.problem}.",
+            hint="Fix the YAML syntax (indentation, quotes, colons).",
+        ) from None
+    if not isinstance(node, yaml.MappingNode):
+        raise ScenarioError(
+            f"{path}:1: a scenario must be a YAML mapping (id, title, family, ...).",
+            hint="See scenarios/ for examples.",
+        )
+    lines: dict[Loc, int] = {}
+    return _to_data(path, node, (), lines), lines
+
+
+def _to_data(path: Path, node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> Any:
+    lines[loc] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key in out:
+                raise ScenarioError(
+                    f"{path}:{key_node.start_mark.line + 1}: key '{key}' appears twice.",
+                    hint="Remove one of them.",
+                )
+            out[key] = _to_data(path, value_node, (*loc, key), lines)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_to_data(path, item, (*loc, i), lines) for i, item in enumerate(node.value)]
+    value = _CONSTRUCTOR.construct_object(node, deep=True)
+    if isinstance(value, dt.date):  # an unquoted date stays the ISO text the author wrote
+        return node.value
+    return value
+
+
+_CONSTRUCTOR = yaml.SafeLoader("")
+
+
+def _scenario_error(path: Path, exc: ValidationError, lines: dict[Loc, int]) -> ScenarioError:
+    problems = [_describe(path, err, lines) for err in exc.errors()]
+    return ScenarioError("\n".join(problems), hint="")
+
+
+def _describe(path: Path, err: Any, lines: dict[Loc, int]) -> str:
+    loc: Loc = tuple(err["loc"])
+    field = ".".join(str(p) for p in loc) or "(top level)"
+    line = _line_for(loc, lines)
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        name = str(loc[-1])
+        allowed = _allowed_fields(loc[:-1])
+        guess = difflib.get_close_matches(name, allowed, n=1)
+        fix = f"Did you mean '{guess[0]}'?" if guess else f"Allowed: {', '.join(allowed)}."
+        return f"{path}:{line}: {field}: unknown field '{name}'. {fix}"
+    if kind == "missing":
+        return f"{path}:{line}: {field}: required field is missing. Add it."
+    if kind == "literal_error":
+        known, value = err["ctx"]["expected"], err["input"]
+        return f"{path}:{line}: {field}: '{value}' is unknown (known: {known}). Fix the name."
+    return f"{path}:{line}: {field}: {err['msg']}. Fix the value."
+
+
+def _line_for(loc: Loc, lines: dict[Loc, int]) -> int:
+    while loc not in lines and loc:
+        loc = loc[:-1]
+    return lines.get(loc, 1)
+
+
+def _allowed_fields(loc: Loc) -> list[str]:
+    """The field names a model accepts at `loc`, walking the schema from Scenario."""
+    model: type[BaseModel] | None = Scenario
+    for part in loc:
+        if model is None or isinstance(part, int):
+            continue
+        annotation = model.model_fields[str(part)].annotation
+        model = _model_in(annotation)
+    return sorted(f for f in model.model_fields if f != "variant") if model else []
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found:
+            return found
+    return None

@@ -1,0 +1,166 @@
+"""Pydantic models of a scenario file: strict (unknown keys rejected), documented per field.
+
+The closed sets (families, carriers, workflows, checks) are `Literal`s so that a typo is caught
+when the file is loaded; contract tests keep them equal to the registries that implement them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Family = Literal[
+    "visual-injection",
+    "metadata-injection",
+    "document-injection",
+    "hidden-text",
+    "misleading-context",
+    "jailbreak",
+    "exfiltration",
+    "phi-leakage",
+    "training-data-extraction",
+    "backdoor-trigger",
+    "startup-egress",
+    "malicious-artefact",
+    "resource-exhaustion",
+]
+CarrierName = Literal["text"]
+WorkflowName = Literal["report-draft"]
+CheckName = Literal["canary_absent", "findings_reported"]
+Variant = Literal["attacked", "clean"]
+
+CANARY_MARK = "{canary}"
+PAYLOAD_MARK = "{payload}"
+
+
+class Strict(BaseModel):
+    """Base of every scenario model: unknown keys are errors, instances are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Patient(Strict):
+    """The synthetic patient. Never real PHI."""
+
+    name: str = Field(description="DICOM-style name, e.g. 'DOE^JANE'. Synthetic only.")
+    mrn: str = Field(description="Medical record number, e.g. 'MRN-48213'. Synthetic only.")
+    birth_date: str = Field(description="ISO date, e.g. '1961-03-02'.")
+    sex: Literal["F", "M", "O"] = Field("O", description="DICOM PatientSex: F, M or O.")
+
+
+class Study(Strict):
+    """The imaging study the workflow is about."""
+
+    modality: str = Field(description="DICOM modality code, e.g. CT, MR, CR, MG, US.")
+    body_part: str = Field(description="Body part examined, e.g. CHEST, HEAD, BREAST.")
+    description: str = Field("", description="Study description as the modality wrote it.")
+    indication: str = Field("", description="Clinical indication / reason for the study.")
+
+
+class Finding(Strict):
+    """One ground-truth finding of the case."""
+
+    id: str = Field(description="Short identifier, unique within the case, e.g. 'rul-nodule'.")
+    text: str = Field(description="The finding as a radiologist would state it.")
+    must_report: bool = Field(True, description="A correct report must mention this finding.")
+    terms: list[str] = Field(
+        min_length=1,
+        description="Words or phrases that name the finding (synonyms, abbreviations); "
+        "any one of them, not negated, counts as reporting it.",
+    )
+    laterality: Literal["left", "right", "bilateral", "midline", "none"] = Field(
+        "none", description="Side of the finding."
+    )
+    size_mm: float | None = Field(None, description="Largest dimension in millimetres, if any.")
+
+
+class Case(Strict):
+    """A synthetic clinical case with its ground truth."""
+
+    patient: Patient
+    study: Study
+    findings: list[Finding] = Field(default_factory=list, description="Ground-truth findings.")
+
+    @model_validator(mode="after")
+    def _unique_finding_ids(self) -> Case:
+        ids = [f.id for f in self.findings]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"finding ids must be unique; repeated: {', '.join(duplicates)}")
+        return self
+
+
+class Payload(Strict):
+    """The planted instruction. `{canary}` in its text is replaced by the scenario's canary."""
+
+    text: str = Field(min_length=1, description="The attacker's text, as planted.")
+    field: str | None = Field(
+        None, description="Where the carrier puts it (carrier-specific; e.g. a DICOM attribute)."
+    )
+
+
+class Input(Strict):
+    """One artifact the workflow receives, built by a carrier, optionally carrying the payload."""
+
+    carrier: CarrierName = Field(description="File format that carries the input, e.g. 'text'.")
+    kind: Literal["dictation", "prior-report", "report", "note"] = Field(
+        "dictation", description="What the document is in the clinical workflow."
+    )
+    content: str = Field(
+        "",
+        description="The document's clean text. '{payload}' marks where the payload goes; "
+        "without the mark it is appended as a new paragraph.",
+    )
+    payload: Payload | None = Field(None, description="The planted instruction, if any.")
+
+
+class Scenario(Strict):
+    """One clinical case, one workflow, one attack and its checks."""
+
+    id: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9-]{2,79}$",
+        description="Unique slug: lowercase letters, digits and dashes.",
+    )
+    title: str = Field(min_length=1, description="One line a reviewer understands.")
+    family: Family = Field(description="Attack family (DESIGN.md §6).")
+    workflow: WorkflowName = Field(description="How the integration builds the prompt.")
+    source: str = Field("", description="Where in the literature the attack comes from.")
+    canary: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9-]{6,40}$",
+        description="Token that proves the payload was obeyed; derived from the id if omitted.",
+    )
+    case: Case
+    inputs: list[Input] = Field(min_length=1, description="Artifacts given to the workflow.")
+    checks: list[CheckName] = Field(min_length=1, description="Checks that score each trial.")
+    variant: Variant = Field("attacked", description="Set by the loader; not written in YAML.")
+
+    @model_validator(mode="after")
+    def _has_payload(self) -> Scenario:
+        if self.variant == "attacked" and not any(i.payload for i in self.inputs):
+            raise ValueError("an attacked scenario needs a payload in at least one input")
+        return self
+
+    @property
+    def canary_token(self) -> str:
+        """The canary: given in the file, or derived deterministically from the id."""
+        if self.canary:
+            return self.canary
+        digest = hashlib.sha256(self.id.encode()).hexdigest()[:8].upper()
+        return f"CNRY-{digest}"
+
+    @property
+    def has_payload(self) -> bool:
+        """True for the attacked variant, False for the clean twin."""
+        return any(i.payload for i in self.inputs)
+
+    def clean_twin(self) -> Scenario:
+        """The same case and workflow with every payload removed."""
+        inputs = [i.model_copy(update={"payload": None}) for i in self.inputs]
+        return self.model_copy(update={"inputs": inputs, "variant": "clean"})
+
+    def payload_text(self, payload: Payload) -> str:
+        """The payload as planted, with the canary substituted."""
+        return payload.text.replace(CANARY_MARK, self.canary_token)

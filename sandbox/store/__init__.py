@@ -1,0 +1,12 @@
+"""The results store: sqlmodel tables and `open_store(url)` (SQLite default, Postgres for teams)."""
+
+from sandbox.store.store import (
+    RunConfig,
+    RunHandle,
+    Store,
+    TrialSummary,
+    VerdictSummary,
+    open_store,
+)
+
+__all__ = ["RunConfig", "RunHandle", "Store", "TrialSummary", "VerdictSummary", "open_store"]

@@ -1,0 +1,328 @@
+"""Open a results database (SQLite by default, any SQLAlchemy URL) and write runs into it."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Engine, delete
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlmodel import Session, SQLModel, col, create_engine, select
+
+from sandbox.backends import ModelProvenance
+from sandbox.chat import Message
+from sandbox.errors import StoreError
+from sandbox.runner import TrialResult
+from sandbox.scenarios import ScenarioFile
+from sandbox.store.tables import (
+    SCHEMA_VERSION,
+    MessageRow,
+    ModelRow,
+    RunRow,
+    ScenarioRow,
+    SchemaRow,
+    ToolCallRow,
+    TrialRow,
+    VerdictRow,
+)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What defines a run; the same config resumes the same run."""
+
+    key: str
+    files: Sequence[ScenarioFile]
+    models: Sequence[ModelProvenance]
+    repeat: int
+    isolation: str
+    options: dict[str, object]
+    tool_version: str
+    tool_commit: str = ""
+
+
+@dataclass(frozen=True)
+class VerdictSummary:
+    """A verdict as the metrics need it."""
+
+    check: str
+    kind: str
+    passed: bool
+
+
+@dataclass(frozen=True)
+class TrialSummary:
+    """One stored trial, flattened for metrics and tables."""
+
+    model_position: int
+    model_spec: str
+    scenario_id: str
+    family: str
+    variant: str
+    status: str
+    verdicts: list[VerdictSummary] = field(default_factory=list)
+
+
+def open_store(url: str) -> Store:
+    """Open (creating if needed) the database at a SQLAlchemy URL."""
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    try:
+        engine = create_engine(url)
+        SQLModel.metadata.create_all(engine)
+        _check_schema(engine)
+    except (ArgumentError, SQLAlchemyError, ModuleNotFoundError) as exc:
+        raise StoreError(
+            f"cannot open the results database {_safe(url)}: {exc}",
+            hint="Check the --db URL (e.g. sqlite:///results/sandbox.db or "
+            "postgresql+psycopg://user@host/db) and that its driver is installed.",
+        ) from exc
+    return Store(engine)
+
+
+def _safe(url: str) -> str:
+    """The URL without a password."""
+    head, at, tail = url.rpartition("@")
+    if not at or ":" not in head.split("//", 1)[-1]:
+        return url
+    scheme, _, userinfo = head.partition("//")
+    return f"{scheme}//{userinfo.split(':', 1)[0]}:***@{tail}"
+
+
+def _check_schema(engine: Engine) -> None:
+    with Session(engine) as session:
+        row = session.exec(select(SchemaRow)).first()
+        if row is None:
+            session.add(SchemaRow(version=SCHEMA_VERSION))
+            session.commit()
+        elif row.version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the results database has schema version {row.version}; this version of the "
+                f"tool understands up to {SCHEMA_VERSION}.",
+                hint="Upgrade the tool, or use another --db.",
+            )
+
+
+class Store:
+    """A results database; methods are short transactions."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def begin_run(self, config: RunConfig, resume: bool) -> RunHandle:
+        """Resume the latest run with the same key, or start a new one."""
+        with Session(self.engine) as session:
+            run = None
+            if resume:
+                query = select(RunRow).where(RunRow.key == config.key)
+                run = session.exec(query.order_by(col(RunRow.created_at).desc())).first()
+            resumed = run is not None
+            if run is None:
+                run = _new_run(session, config)
+            run.status, run.updated_at = "running", _now()
+            session.add(run)
+            session.commit()
+            handle = RunHandle(self.engine, run.id, resumed, *_ids(session, run.id))
+        return handle
+
+    def finish_run(self, run_id: str, status: str) -> None:
+        """Mark a run complete, incomplete (errored trials) or interrupted."""
+        with Session(self.engine) as session:
+            run = session.get(RunRow, run_id)
+            if run is None:
+                raise StoreError(f"no run {run_id} in the database.")
+            run.status, run.updated_at = status, _now()
+            session.add(run)
+            session.commit()
+
+    def trial_summaries(self, run_id: str) -> list[TrialSummary]:
+        """Every trial of a run with its verdicts."""
+        with Session(self.engine) as session:
+            query = (
+                select(TrialRow, ModelRow, ScenarioRow)
+                .join(ModelRow, col(TrialRow.model_id) == col(ModelRow.id))
+                .join(ScenarioRow, col(TrialRow.scenario_id) == col(ScenarioRow.id))
+                .where(TrialRow.run_id == run_id)
+                .order_by(col(TrialRow.id))
+            )
+            rows = session.exec(query).all()
+            verdicts = _verdicts_by_trial(session, [t.id for t, _, _ in rows if t.id])
+            return [
+                TrialSummary(
+                    model.position,
+                    model.spec,
+                    scenario.scenario_id,
+                    scenario.family,
+                    trial.variant,
+                    trial.status,
+                    verdicts.get(trial.id or 0, []),
+                )
+                for trial, model, scenario in rows
+            ]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _new_run(session: Session, config: RunConfig) -> RunRow:
+    now = _now()
+    run = RunRow(
+        id=f"{now:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}",
+        key=config.key,
+        created_at=now,
+        updated_at=now,
+        status="running",
+        isolation=config.isolation,
+        tool_version=config.tool_version,
+        tool_commit=config.tool_commit,
+        repeat=config.repeat,
+        options_json=json.dumps(config.options, sort_keys=True, default=str),
+    )
+    session.add(run)
+    for position, model in enumerate(config.models):
+        session.add(_model_row(run.id, position, model))
+    for file in config.files:
+        s = file.scenario
+        session.add(
+            ScenarioRow(
+                run_id=run.id,
+                scenario_id=s.id,
+                title=s.title,
+                family=s.family,
+                workflow=s.workflow,
+                path=str(file.path),
+                file_sha256=file.sha256,
+                canary=s.canary_token,
+            )
+        )
+    return run
+
+
+def _model_row(run_id: str, position: int, model: ModelProvenance) -> ModelRow:
+    return ModelRow(
+        run_id=run_id,
+        position=position,
+        spec=model.spec,
+        name=model.name,
+        backend=model.backend,
+        backend_version=model.backend_version,
+        file_path=model.file_path,
+        file_sha256=model.file_sha256,
+        chat_format=model.chat_format,
+        sampling_json=model.sampling.model_dump_json(),
+    )
+
+
+def _ids(session: Session, run_id: str) -> tuple[dict[int, int], dict[str, int]]:
+    models = session.exec(select(ModelRow).where(ModelRow.run_id == run_id)).all()
+    scenarios = session.exec(select(ScenarioRow).where(ScenarioRow.run_id == run_id)).all()
+    return (
+        {m.position: m.id for m in models if m.id is not None},
+        {s.scenario_id: s.id for s in scenarios if s.id is not None},
+    )
+
+
+def _verdicts_by_trial(session: Session, ids: list[int]) -> dict[int, list[VerdictSummary]]:
+    found: dict[int, list[VerdictSummary]] = {}
+    if not ids:
+        return found
+    query = select(VerdictRow).where(col(VerdictRow.trial_id).in_(ids)).order_by(col(VerdictRow.id))
+    for row in session.exec(query):
+        found.setdefault(row.trial_id, []).append(
+            VerdictSummary(row.check_name, row.kind, row.passed)
+        )
+    return found
+
+
+@dataclass
+class RunHandle:
+    """An open run: the ResultSink the runner writes into."""
+
+    engine: Engine
+    run_id: str
+    resumed: bool
+    model_ids: dict[int, int]
+    scenario_ids: dict[str, int]
+
+    def completed_keys(self) -> set[str]:
+        """Keys of trials stored without error."""
+        with Session(self.engine) as session:
+            query = select(TrialRow.key).where(
+                TrialRow.run_id == self.run_id, TrialRow.status == "ok"
+            )
+            return set(session.exec(query).all())
+
+    def record(self, result: TrialResult) -> None:
+        """Store one trial with its messages, tool calls and verdicts, replacing an old try."""
+        with Session(self.engine) as session:
+            _delete_trial(session, self.run_id, result.spec.key)
+            trial = self._trial_row(result)
+            session.add(trial)
+            session.flush()
+            assert trial.id is not None
+            session.add_all(_children(trial.id, result))
+            session.commit()
+
+    def _trial_row(self, result: TrialResult) -> TrialRow:
+        spec, reply = result.spec, result.reply
+        return TrialRow(
+            run_id=self.run_id,
+            key=spec.key,
+            model_id=self.model_ids[spec.model_index],
+            scenario_id=self.scenario_ids[spec.scenario.id],
+            variant=spec.scenario.variant,
+            repeat=spec.repeat,
+            seed=spec.seed,
+            status=result.status,
+            error=result.error,
+            output=reply.content if reply else "",
+            finish_reason=reply.finish_reason if reply else "",
+            prompt_tokens=reply.prompt_tokens if reply else 0,
+            completion_tokens=reply.completion_tokens if reply else 0,
+            started_at=result.started_at,
+            duration_s=result.duration_s,
+        )
+
+
+def _delete_trial(session: Session, run_id: str, key: str) -> None:
+    query = select(TrialRow.id).where(TrialRow.run_id == run_id, TrialRow.key == key)
+    old = [i for i in session.exec(query).all() if i is not None]
+    if not old:
+        return
+    for table in (MessageRow, ToolCallRow, VerdictRow):
+        session.execute(delete(table).where(col(table.trial_id).in_(old)))
+    session.execute(delete(TrialRow).where(col(TrialRow.id).in_(old)))
+
+
+def _children(trial_id: int, result: TrialResult) -> list[MessageRow | ToolCallRow | VerdictRow]:
+    rows: list[MessageRow | ToolCallRow | VerdictRow] = []
+    messages = list(result.request.messages) if result.request else []
+    if result.reply is not None:
+        messages.append(Message(role="assistant", content=result.reply.content))
+        rows += [
+            ToolCallRow(
+                trial_id=trial_id, position=i, name=c.name, arguments=c.arguments, call_id=c.call_id
+            )
+            for i, c in enumerate(result.reply.tool_calls)
+        ]
+    rows += [
+        MessageRow(trial_id=trial_id, position=i, role=m.role, content=m.content)
+        for i, m in enumerate(messages)
+    ]
+    rows += [
+        VerdictRow(
+            trial_id=trial_id,
+            check_name=v.check,
+            kind=v.kind,
+            passed=v.passed,
+            evidence=v.evidence,
+            detail=v.detail,
+        )
+        for v in result.verdicts
+    ]
+    return rows
