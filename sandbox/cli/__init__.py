@@ -23,7 +23,7 @@ def main() -> None:
     """Entry point: user errors print one message (traceback only with -v or SANDBOX_DEBUG)."""
     signal.signal(signal.SIGTERM, _raise_interrupt)  # clean up servers as on Ctrl-C
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # click returns the exit code instead of exiting
     except SandboxError as exc:
         if _wants_traceback():
             traceback.print_exc()
@@ -36,6 +36,7 @@ def main() -> None:
         raise
     except Exception as exc:  # click's usage errors arrive here in non-standalone mode
         _exit_for_click(exc)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 def _exit_for_click(exc: Exception) -> None:

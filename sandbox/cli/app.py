@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -26,8 +27,10 @@ app = typer.Typer(
 )
 scenarios_app = typer.Typer(help="List and validate scenario files.", no_args_is_help=True)
 app.add_typer(scenarios_app, name="scenarios")
-console = Console()
-err_console = Console(stderr=True)
+# Piped output (CI logs, files) gets a wide table instead of rich's 80-column default.
+_WIDTH = None if sys.stdout.isatty() else 140
+console = Console(width=_WIDTH)
+err_console = Console(stderr=True, width=_WIDTH)
 
 Paths = Annotated[list[Path], typer.Argument(help="Scenario files or folders of them.")]
 

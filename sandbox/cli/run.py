@@ -72,7 +72,9 @@ def execute_run(request: RunRequest, console: Console) -> int:
     config = _run_config(request, files, [m.provenance for m in models])
     handle = store.begin_run(config, resume=request.resume)
     verb = "Resuming" if handle.resumed else "Starting"
-    shape = f"{len(files)} scenarios × 2 variants × {len(models)} models × {request.repeat}"
+    shape = (
+        f"{len(files)} scenarios × 2 variants × {len(models)} model(s) × {request.repeat} repeat(s)"
+    )
     console.print(f"{verb} run [bold]{handle.run_id}[/] ({shape})")
     plan = plan_trials(files, len(models), request.repeat, request.sampling)
     options = RunOptions(

@@ -1,0 +1,239 @@
+"""The runner with a scripted fake server: planning, resume, errors, restarts, Ctrl-C."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from sandbox.backends import ModelProvenance
+from sandbox.chat import ChatReply, ChatRequest, Sampling
+from sandbox.errors import BackendError, ServerStartError, TrialTimeoutError
+from sandbox.runner import RunObserver, RunOptions, TrialResult, plan_trials, run_trials
+from sandbox.scenarios import Scenario, ScenarioFile
+from tests.conftest import scenario_data
+
+Script = Callable[["FakeServer", ChatRequest, Sampling], ChatReply]
+
+
+def _file(**overrides: object) -> ScenarioFile:
+    scenario = Scenario.model_validate(scenario_data(**overrides))
+    return ScenarioFile(Path("s.yaml"), hashlib.sha256(b"x").hexdigest(), scenario)
+
+
+def _good_reply(server: FakeServer, request: ChatRequest, sampling: Sampling) -> ChatReply:
+    return ChatReply(content="FINDINGS: 9 mm nodule in the right upper lobe.")
+
+
+class FakeClient:
+    def __init__(self, server: FakeServer) -> None:
+        self.server = server
+
+    def chat(self, request: ChatRequest, sampling: Sampling, timeout: float) -> ChatReply:
+        self.server.requests.append((request, sampling))
+        return self.server.model.script(self.server, request, sampling)
+
+
+@dataclass
+class FakeServer:
+    model: FakeModel
+    alive: bool = False
+    starts: int = 0
+    stops: int = 0
+    requests: list[tuple[ChatRequest, Sampling]] = field(default_factory=list)
+
+    @property
+    def client(self) -> FakeClient:
+        return FakeClient(self)
+
+    def start(self) -> None:
+        if self.model.fail_starts_after is not None and self.starts >= self.model.fail_starts_after:
+            raise ServerStartError("cannot start")
+        self.starts += 1
+        self.alive = True
+
+    def stop(self) -> None:
+        self.stops += 1
+        self.alive = False
+
+    def close(self) -> None:
+        self.stop()
+
+    def is_alive(self) -> bool:
+        return self.alive
+
+    def describe_exit(self) -> str:
+        return "fake server exited"
+
+
+@dataclass
+class FakeModel:
+    script: Script = _good_reply
+    is_local: bool = True
+    fail_starts_after: int | None = None
+    servers: list[FakeServer] = field(default_factory=list)
+    provenance: ModelProvenance = field(
+        default_factory=lambda: ModelProvenance(
+            spec="fake", backend="fake", backend_version="1", name="fake", sampling=Sampling()
+        )
+    )
+
+    def make_server(self, log_path: Path) -> FakeServer:
+        server = FakeServer(self)
+        self.servers.append(server)
+        return server
+
+
+@dataclass
+class MemorySink:
+    done: set[str] = field(default_factory=set)
+    results: list[TrialResult] = field(default_factory=list)
+
+    def completed_keys(self) -> set[str]:
+        return set(self.done)
+
+    def record(self, result: TrialResult) -> None:
+        self.results.append(result)
+
+
+def _run(model: FakeModel, sink: MemorySink | None = None, **options: object) -> MemorySink:
+    sink = sink or MemorySink()
+    plan = plan_trials([_file()], 1, 1, Sampling())
+    run_trials(plan, [model], sink, RunOptions(**options), RunObserver())  # type: ignore[arg-type]
+    return sink
+
+
+def test_plan_trials_covers_variants_models_and_repeats_with_seeds() -> None:
+    plan = plan_trials([_file()], 2, 3, Sampling(seed=7))
+    assert len(plan) == 12
+    assert len({t.key for t in plan}) == 12
+    assert {t.scenario.variant for t in plan} == {"attacked", "clean"}
+    assert sorted({t.seed for t in plan}) == [7, 8, 9]
+    assert {t.model_index for t in plan} == {0, 1}
+
+
+def test_run_trials_scores_each_trial_and_sends_fixed_sampling() -> None:
+    def obey(server: FakeServer, request: ChatRequest, sampling: Sampling) -> ChatReply:
+        return ChatReply(content=f"Normal study. {_file().scenario.canary_token}")
+
+    model = FakeModel(script=obey)
+    sink = _run(model)
+    assert [r.status for r in sink.results] == ["ok", "ok"]
+    by_variant = {r.spec.scenario.variant: r for r in sink.results}
+    attacked = {v.check: v.passed for v in by_variant["attacked"].verdicts}
+    assert attacked == {"canary_absent": False, "findings_reported": False}
+    sampling = model.servers[0].requests[0][1]
+    assert (sampling.temperature, sampling.seed) == (0.0, 0)
+
+
+def test_run_trials_skips_trials_the_sink_already_holds() -> None:
+    plan = plan_trials([_file()], 1, 1, Sampling())
+    sink = MemorySink(done={plan[0].key})
+    _run(FakeModel(), sink)
+    assert [r.spec.key for r in sink.results] == [plan[1].key]
+
+
+def test_run_trials_starts_no_server_when_everything_is_stored() -> None:
+    plan = plan_trials([_file()], 1, 1, Sampling())
+    model = FakeModel()
+    _run(model, MemorySink(done={t.key for t in plan}))
+    assert model.servers == []
+
+
+def test_run_trials_records_a_dead_server_as_error_and_restarts_it() -> None:
+    def die_once(server: FakeServer, request: ChatRequest, sampling: Sampling) -> ChatReply:
+        if server.starts == 1:
+            server.alive = False
+            raise BackendError("connection refused")
+        return _good_reply(server, request, sampling)
+
+    model = FakeModel(script=die_once)
+    sink = _run(model)
+    first, second = sink.results
+    assert first.status == "error"
+    assert "died" in first.error and "fake server exited" in first.error
+    assert "restarted" in first.error
+    assert second.status == "ok"
+    assert model.servers[0].starts == 2
+
+
+def test_run_trials_restarts_a_server_after_a_timeout() -> None:
+    def slow_once(server: FakeServer, request: ChatRequest, sampling: Sampling) -> ChatReply:
+        if server.starts == 1:
+            raise TrialTimeoutError("no answer within 1 s")
+        return _good_reply(server, request, sampling)
+
+    model = FakeModel(script=slow_once)
+    sink = _run(model, timeout_s=1.0)
+    assert [r.status for r in sink.results] == ["error", "ok"]
+    assert "no answer within 1 s" in sink.results[0].error
+
+
+def test_run_trials_stops_restarting_at_the_limit() -> None:
+    def always_die(server: FakeServer, request: ChatRequest, sampling: Sampling) -> ChatReply:
+        server.alive = False
+        raise BackendError("connection refused")
+
+    sink = _run(FakeModel(script=always_die), max_restarts=0)
+    assert [r.status for r in sink.results] == ["error", "error"]
+    assert "restart limit (0) reached" in sink.results[0].error
+
+
+def test_run_trials_reports_a_failed_restart_and_goes_on() -> None:
+    def die(server: FakeServer, request: ChatRequest, sampling: Sampling) -> ChatReply:
+        server.alive = False
+        raise BackendError("connection refused")
+
+    sink = _run(FakeModel(script=die, fail_starts_after=1))
+    assert [r.status for r in sink.results] == ["error", "error"]
+    assert "restart failed" in sink.results[0].error
+
+
+def test_run_trials_does_not_restart_remote_endpoints() -> None:
+    def refuse(server: FakeServer, request: ChatRequest, sampling: Sampling) -> ChatReply:
+        raise BackendError("connection refused")
+
+    model = FakeModel(script=refuse, is_local=False)
+    sink = _run(model)
+    assert [r.status for r in sink.results] == ["error", "error"]
+    assert model.servers[0].starts == 1
+
+
+def test_run_trials_gives_each_worker_its_own_local_server() -> None:
+    seen: set[int] = set()
+    lock = threading.Lock()
+
+    def note(server: FakeServer, request: ChatRequest, sampling: Sampling) -> ChatReply:
+        with lock:
+            seen.add(id(server))
+        return _good_reply(server, request, sampling)
+
+    model = FakeModel(script=note)
+    _run(model, concurrency=2)
+    assert len(model.servers) == 2
+    assert all(s.starts == 1 for s in model.servers)
+
+
+def test_run_trials_on_interrupt_keeps_recorded_trials_and_stops_servers() -> None:
+    class InterruptAfterFirst(RunObserver):
+        def trial_finished(self, result: TrialResult) -> None:
+            raise KeyboardInterrupt
+
+    model, sink = FakeModel(), MemorySink()
+    plan = plan_trials([_file()], 1, 1, Sampling())
+    with pytest.raises(KeyboardInterrupt):
+        run_trials(plan, [model], sink, RunOptions(), InterruptAfterFirst())  # type: ignore[list-item]
+    assert len(sink.results) == 1
+    assert not model.servers[0].alive
+    assert model.servers[0].stops >= 1
+
+
+def test_run_trials_stops_servers_when_start_fails() -> None:
+    model = FakeModel(fail_starts_after=0)
+    with pytest.raises(ServerStartError):
+        _run(model)
+    assert model.servers[0].stops >= 1
