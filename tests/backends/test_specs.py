@@ -1,0 +1,60 @@
+"""Model spec parsing: every form users type, and a clear error for every wrong one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sandbox.backends import EmbeddedSpec, GgufSpec, OpenAISpec, parse_model_spec
+from sandbox.errors import ModelSpecError
+
+
+def test_parse_model_spec_embedded() -> None:
+    assert parse_model_spec("embedded") == EmbeddedSpec()
+
+
+def test_parse_model_spec_gguf_resolves_the_path(tmp_path: Path) -> None:
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"GGUF" + b"\0" * 16)
+    spec = parse_model_spec(f"gguf:{model}")
+    assert spec == GgufSpec(path=model.resolve())
+    assert spec.label() == f"gguf:{model.resolve()}"
+
+
+def test_parse_model_spec_gguf_rejects_a_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ModelSpecError, match="no such file"):
+        parse_model_spec(f"gguf:{tmp_path / 'absent.gguf'}")
+
+
+def test_parse_model_spec_gguf_rejects_a_file_without_gguf_magic(tmp_path: Path) -> None:
+    model = tmp_path / "m.bin"
+    model.write_bytes(b"PK\x03\x04 not a gguf")
+    with pytest.raises(ModelSpecError, match="not a GGUF file"):
+        parse_model_spec(f"gguf:{model}")
+
+
+def test_parse_model_spec_openai_splits_url_and_model() -> None:
+    spec = parse_model_spec("openai:http://127.0.0.1:8000/v1/#qwen2.5-7b")
+    assert spec == OpenAISpec(url="http://127.0.0.1:8000/v1", model="qwen2.5-7b")
+
+
+@pytest.mark.parametrize(
+    "text", ["openai:http://127.0.0.1:8000/v1", "openai:127.0.0.1#m", "openai:ftp://h/v1#m"]
+)
+def test_parse_model_spec_openai_needs_http_url_and_model(text: str) -> None:
+    with pytest.raises(ModelSpecError) as caught:
+        parse_model_spec(text)
+    assert "openai:http://HOST:PORT/v1#MODEL" in caught.value.hint
+
+
+@pytest.mark.parametrize("text", ["", "gemma", "gguf:", "hf:google/gemma", "embeded"])
+def test_parse_model_spec_unknown_forms_list_the_valid_ones(text: str) -> None:
+    with pytest.raises(ModelSpecError) as caught:
+        parse_model_spec(text)
+    assert "embedded, gguf:PATH, openai:URL#MODEL" in caught.value.hint
+
+
+def test_parse_model_spec_vllm_says_it_is_not_available_yet() -> None:
+    with pytest.raises(ModelSpecError, match="vllm models need the docker sandbox"):
+        parse_model_spec("vllm:/models/llama")
