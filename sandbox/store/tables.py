@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, Text, UniqueConstraint
+from sqlalchemy import Column, DateTime, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 SCHEMA_VERSION = 1
@@ -34,8 +34,8 @@ class RunRow(SQLModel, table=True):
 
     id: str = Field(primary_key=True)
     key: str = Field(index=True, description="Hash of the plan: scenarios, models, options.")
-    created_at: datetime
-    updated_at: datetime
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     status: str = Field(description="running, complete, incomplete or interrupted.")
     isolation: str = Field(description="Where the models ran: process, docker, namespace, none.")
     tool_version: str
@@ -101,7 +101,7 @@ class TrialRow(SQLModel, table=True):
     finish_reason: str = ""
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    started_at: datetime
+    started_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     duration_s: float
 
 
@@ -154,7 +154,7 @@ class EgressEventRow(SQLModel, table=True):
     model_id: int | None = Field(default=None, foreign_key="models.id")
     trial_id: int | None = Field(default=None, foreign_key="trials.id", index=True)
     phase: str = Field(description="startup or trial.")
-    at: datetime
+    at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     protocol: str = Field(description="dns, tcp, http, tls or udp.")
     destination: str = Field(description="Original destination address and port.")
     hostname: str = ""

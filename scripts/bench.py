@@ -1,0 +1,158 @@
+"""Harness overhead on the embedded model (`make bench`).
+
+Runs the bundled scenarios through `sandbox run` (a fresh database, so every trial runs) and
+sends the very same chat requests straight to llama-cpp-python in a loop, with the same model,
+threads, sampling and token limit; alternately, ROUNDS times, because these machines are noisy.
+Prints and writes to results/bench.json:
+  - median wall time of each, and the ratio of the medians (harness / direct),
+  - time from the command's start to the first trial's start,
+  - completion tokens of each, to show both did the same work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sandbox.backends.files import ensure_embedded_model
+from sandbox.carriers import build_artifacts
+from sandbox.scenarios import load_scenarios
+from sandbox.workflows import render_request
+
+REPO = Path(__file__).resolve().parent.parent
+SCENARIOS = REPO / "scenarios"
+MAX_TOKENS = 96
+ROUNDS = int(os.environ.get("SANDBOX_BENCH_ROUNDS", "3"))
+THREADS = len(os.sched_getaffinity(0))
+
+
+def run_harness(db: Path) -> dict[str, float]:
+    """Time `sandbox run` end to end and read when its first trial started."""
+    argv = [
+        str(Path(sys.executable).parent / "sandbox"),
+        "run",
+        str(SCENARIOS),
+        "--model",
+        "embedded",
+        "--db",
+        f"sqlite:///{db}",
+        "--max-tokens",
+        str(MAX_TOKENS),
+    ]
+    started_wall, started = time.time(), time.perf_counter()
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - started
+    with sqlite3.connect(db) as connection:
+        first, tokens, trials = connection.execute(
+            "select min(started_at), sum(completion_tokens), count(*) from trials"
+        ).fetchone()
+    first_start = datetime.fromisoformat(first).replace(tzinfo=UTC).timestamp()
+    return {
+        "wall_s": wall,
+        "first_trial_s": first_start - started_wall,
+        "completion_tokens": tokens,
+        "trials": trials,
+    }
+
+
+def run_direct() -> dict[str, float]:
+    """The same requests, straight to llama_cpp.Llama in this process."""
+    from llama_cpp import Llama
+
+    files = load_scenarios([SCENARIOS]).files
+    requests = [
+        render_request(s, build_artifacts(s))
+        for f in files
+        for s in (f.scenario, f.scenario.clean_twin())
+    ]
+    started = time.perf_counter()
+    llm = Llama(
+        model_path=str(ensure_embedded_model()),
+        chat_format="gemma",
+        n_ctx=4096,
+        n_threads=THREADS,
+        n_threads_batch=THREADS,
+        seed=0,
+        verbose=False,
+    )
+    loaded = time.perf_counter()
+    tokens = 0
+    for request in requests:
+        reply = llm.create_chat_completion(
+            messages=[m.model_dump() for m in request.messages],
+            temperature=0.0,
+            top_p=1.0,
+            max_tokens=MAX_TOKENS,
+            seed=0,
+        )
+        tokens += reply["usage"]["completion_tokens"]
+    done = time.perf_counter()
+    return {
+        "wall_s": done - started,
+        "load_s": loaded - started,
+        "generate_s": done - loaded,
+        "completion_tokens": tokens,
+        "trials": len(requests),
+    }
+
+
+def median_of(rounds: list[dict[str, float]]) -> dict[str, float]:
+    """The median of each figure over the rounds."""
+    return {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+
+
+def main() -> None:
+    """Run both alternately, print the medians, write results/bench.json."""
+    harness_rounds, direct_rounds = [], []
+    for _ in range(ROUNDS):
+        with tempfile.TemporaryDirectory() as tmp:
+            harness_rounds.append(run_harness(Path(tmp) / "bench.db"))
+        direct_rounds.append(run_direct())
+    harness, direct = median_of(harness_rounds), median_of(direct_rounds)
+    figures = {
+        "when": datetime.now().isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": THREADS,
+            "python": platform.python_version(),
+            "processor": platform.processor() or platform.machine(),
+        },
+        "scenarios": str(SCENARIOS.relative_to(REPO)),
+        "max_tokens": MAX_TOKENS,
+        "rounds": ROUNDS,
+        "harness": harness,
+        "direct": direct,
+        "harness_rounds": harness_rounds,
+        "direct_rounds": direct_rounds,
+        "ratio_wall": harness["wall_s"] / direct["wall_s"],
+    }
+    out = REPO / "results" / "bench.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(figures, indent=2))
+    print(
+        f"trials: {harness['trials']} through sandbox run, {direct['trials']} direct "
+        f"(max_tokens {MAX_TOKENS}, {THREADS} threads)"
+    )
+    print(
+        f"sandbox run wall time:      {harness['wall_s']:.1f} s "
+        f"({harness['completion_tokens']} completion tokens)"
+    )
+    print(
+        f"direct llama-cpp-python:    {direct['wall_s']:.1f} s "
+        f"({direct['completion_tokens']} completion tokens; load {direct['load_s']:.1f} s)"
+    )
+    print(f"ratio harness / direct:     {figures['ratio_wall']:.2f}")
+    print(f"command start → 1st trial:  {harness['first_trial_s']:.2f} s")
+    print(f"written to {out}")
+
+
+if __name__ == "__main__":
+    main()
