@@ -8,6 +8,8 @@ import sys
 import traceback
 from types import FrameType
 
+import typer
+
 from sandbox.cli.app import app, err_console
 from sandbox.cli.render import print_error
 from sandbox.errors import SandboxError
@@ -40,15 +42,15 @@ def main() -> None:
 
 
 def _exit_for_click(exc: Exception) -> None:
-    import click
-
-    if isinstance(exc, click.exceptions.Exit):
+    """Usage errors print click's message (no traceback); anything else is a bug: re-raise."""
+    if isinstance(exc, typer.Exit):
         sys.exit(exc.exit_code)
-    if isinstance(exc, click.ClickException):
-        exc.show()
-        sys.exit(exc.exit_code)
-    if isinstance(exc, click.exceptions.Abort):
+    if isinstance(exc, typer.Abort):
         sys.exit(130)
+    show, exit_code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+    if isinstance(exc, typer.TyperException) and callable(show) and isinstance(exit_code, int):
+        show()  # a UsageError or BadParameter from the vendored click
+        sys.exit(exit_code)
     raise exc
 
 

@@ -17,7 +17,7 @@ from sandbox.backends import ModelProvenance, PreparedModel, parse_model_spec, p
 from sandbox.chat import Sampling
 from sandbox.cli.progress import ProgressObserver
 from sandbox.cli.render import metrics_table
-from sandbox.errors import ScenarioError
+from sandbox.errors import SandboxError, ScenarioError
 from sandbox.paths import results_dir
 from sandbox.report import summarise
 from sandbox.runner import RunOptions, RunOutcome, TrialSpec, plan_trials, run_trials
@@ -84,6 +84,9 @@ def execute_run(request: RunRequest, console: Console) -> int:
     )
     try:
         outcome = _run_with_progress(plan, models, handle, options, console, request.verbose)
+    except SandboxError:
+        store.finish_run(handle.run_id, "failed")
+        raise
     except KeyboardInterrupt:
         store.finish_run(handle.run_id, "interrupted")
         console.print(

@@ -1,0 +1,72 @@
+"""User errors: one clear message with what to do, the right exit code, never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SCENARIOS
+
+SANDBOX = str(Path(sys.executable).parent / "sandbox")
+
+
+def _sandbox(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([SANDBOX, *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize(
+    ("args", "message", "hint"),
+    [
+        (
+            ["run", str(SCENARIOS), "--db", "nosuch://x"],
+            "cannot open the results database",
+            "Check the --db URL",
+        ),
+        (["run", str(SCENARIOS), "--model", "gguf:/absent.gguf"], "no such file", "Check the path"),
+        (
+            ["run", str(SCENARIOS), "--model", "llama3"],
+            "is not a model spec",
+            "embedded, gguf:PATH, openai:URL#MODEL",
+        ),
+        (["run", "/absent/scenarios"], "no such file or folder", "Check the path"),
+    ],
+)
+def test_cli_user_errors_print_message_and_hint(args: list[str], message: str, hint: str) -> None:
+    done = _sandbox(*args)
+    assert done.returncode == 1
+    assert message in done.stderr and hint in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_cli_run_refuses_invalid_scenarios_and_lists_them(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("id: x\ntitel: typo\n")
+    (tmp_path / "b.yaml").write_text("just: [unclosed\n")
+    done = _sandbox("run", str(tmp_path), "--db", f"sqlite:///{tmp_path / 'r.db'}")
+    assert done.returncode == 1
+    assert "2 scenario file(s) are invalid" in done.stderr
+    assert f"{tmp_path / 'a.yaml'}:2: titel: unknown field 'titel'. Did you mean 'title'?" in (
+        done.stderr
+    )
+    assert str(tmp_path / "b.yaml") in done.stderr
+    assert not (tmp_path / "r.db").exists()
+
+
+@pytest.mark.parametrize("args", [["run", str(SCENARIOS), "--repeat", "0"], ["run"], ["nope"]])
+def test_cli_usage_errors_exit_2_without_traceback(args: list[str]) -> None:
+    done = _sandbox(*args)
+    assert done.returncode == 2
+    assert "Error:" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_cli_models_lists_the_embedded_model_and_spec_forms(tmp_path: Path) -> None:
+    (tmp_path / "models").mkdir(exist_ok=True)
+    (tmp_path / "models" / "candidate.gguf").write_bytes(b"GGUF" + b"\0" * 1024)
+    done = _sandbox("models")
+    assert done.returncode == 0, done.stderr
+    assert "embedded" in done.stdout and "Gemma 3 270M" in done.stdout
+    assert "candidate.gguf" in done.stdout
+    assert "gguf:PATH" in done.stdout and "openai:URL#MODEL" in done.stdout
