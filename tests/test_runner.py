@@ -15,7 +15,7 @@ from sandbox.chat import ChatReply, ChatRequest, Sampling
 from sandbox.errors import BackendError, ServerStartError, TrialTimeoutError
 from sandbox.runner import RunObserver, RunOptions, TrialResult, plan_trials, run_trials
 from sandbox.scenarios import Scenario, ScenarioFile
-from tests.conftest import scenario_data
+from tests.helpers import scenario_data
 
 Script = Callable[["FakeServer", ChatRequest, Sampling], ChatReply]
 

@@ -59,7 +59,8 @@ def metrics_table(metrics: Sequence[ModelMetrics]) -> Table:
 def scenarios_table(files: Sequence[ScenarioFile]) -> Table:
     """The scenarios found: id, family, workflow, carriers, checks, file."""
     table = Table(title=f"{len(files)} scenarios", title_justify="left")
-    for name in ("Id", "Family", "Workflow", "Carriers", "Checks", "File"):
+    table.add_column("Id", no_wrap=True)
+    for name in ("Family", "Workflow", "Carriers", "Checks", "File"):
         table.add_column(name, overflow="fold")
     for f in files:
         s = f.scenario

@@ -42,7 +42,9 @@ def wilson(k: int, n: int, z: float = Z95) -> Rate:
     denominator = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denominator
     margin = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return Rate(k, n, max(0.0, centre - margin), min(1.0, centre + margin))
+    low = 0.0 if k == 0 else max(0.0, centre - margin)  # exact at the ends, not 5e-17
+    high = 1.0 if k == n else min(1.0, centre + margin)
+    return Rate(k, n, low, high)
 
 
 @dataclass(frozen=True)

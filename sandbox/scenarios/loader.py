@@ -6,7 +6,6 @@ PyYAML would silently collapse) are errors. Pydantic then validates the plain da
 
 from __future__ import annotations
 
-import datetime as dt
 import difflib
 import hashlib
 from collections.abc import Iterable, Sequence
@@ -58,7 +57,7 @@ def load_scenarios(paths: Sequence[Path]) -> LoadResult:
     """Load every scenario under `paths`, collecting errors instead of stopping at the first."""
     result = LoadResult(files=[], errors=[])
     seen: dict[str, Path] = {}
-    for path in find_scenario_files(paths):
+    for path in _unique(find_scenario_files(paths)):
         try:
             loaded = load_scenario_file(path)
         except ScenarioError as exc:
@@ -68,13 +67,32 @@ def load_scenarios(paths: Sequence[Path]) -> LoadResult:
         if first != path:
             result.errors.append(
                 ScenarioError(
-                    f"{path}:1: id '{loaded.scenario.id}' is already used by {first}.",
+                    f"{path}:{_id_line(path)}: id '{loaded.scenario.id}' is already used "
+                    f"by {first}.",
                     hint="Give each scenario a unique id.",
                 )
             )
             continue
         result.files.append(loaded)
     return result
+
+
+def _unique(paths: Iterable[Path]) -> list[Path]:
+    """Drop a file named twice (say, by its folder and by itself)."""
+    seen: set[Path] = set()
+    unique = []
+    for path in paths:
+        if path.resolve() not in seen:
+            seen.add(path.resolve())
+            unique.append(path)
+    return unique
+
+
+def _id_line(path: Path) -> int:
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.startswith("id:"):
+            return number
+    return 1
 
 
 def load_scenario_file(path: Path) -> ScenarioFile:
@@ -118,7 +136,7 @@ def _parse_yaml(path: Path, raw: bytes) -> tuple[Any, dict[Loc, int]]:
 
 
 def _to_data(path: Path, node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> Any:
-    lines[loc] = node.start_mark.line + 1
+    lines.setdefault(loc, node.start_mark.line + 1)  # a mapping key's own line wins
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
@@ -128,14 +146,24 @@ def _to_data(path: Path, node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> An
                     f"{path}:{key_node.start_mark.line + 1}: key '{key}' appears twice.",
                     hint="Remove one of them.",
                 )
+            lines[(*loc, key)] = key_node.start_mark.line + 1
             out[key] = _to_data(path, value_node, (*loc, key), lines)
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_to_data(path, item, (*loc, i), lines) for i, item in enumerate(node.value)]
-    value = _CONSTRUCTOR.construct_object(node, deep=True)
-    if isinstance(value, dt.date):  # an unquoted date stays the ISO text the author wrote
-        return node.value
-    return value
+    return _scalar(path, node)
+
+
+def _scalar(path: Path, node: yaml.Node) -> Any:
+    if node.tag.startswith("tag:yaml.org,2002:timestamp"):
+        return node.value  # an unquoted date stays the ISO text the author wrote
+    try:
+        return _CONSTRUCTOR.construct_object(node, deep=True)
+    except (yaml.YAMLError, ValueError) as exc:
+        raise ScenarioError(
+            f"{path}:{node.start_mark.line + 1}: cannot read the value {node.value!r}: {exc}",
+            hint="Quote the value, or remove the YAML tag.",
+        ) from None
 
 
 _CONSTRUCTOR = yaml.SafeLoader("")

@@ -6,10 +6,11 @@ when the file is loaded; contract tests keep them equal to the registries that i
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Family = Literal[
     "visual-injection",
@@ -47,6 +48,16 @@ class Patient(Strict):
     name: str = Field(description="DICOM-style name, e.g. 'DOE^JANE'. Synthetic only.")
     mrn: str = Field(description="Medical record number, e.g. 'MRN-48213'. Synthetic only.")
     birth_date: str = Field(description="ISO date, e.g. '1961-03-02'.")
+
+    @field_validator("birth_date")
+    @classmethod
+    def _is_iso_date(cls, value: str) -> str:
+        try:
+            dt.date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"'{value}' is not a date; write YYYY-MM-DD") from None
+        return value
+
     sex: Literal["F", "M", "O"] = Field("O", description="DICOM PatientSex: F, M or O.")
 
 
@@ -139,8 +150,16 @@ class Scenario(Strict):
 
     @model_validator(mode="after")
     def _has_payload(self) -> Scenario:
-        if self.variant == "attacked" and not any(i.payload for i in self.inputs):
+        if self.variant == "clean":
+            return self
+        payloads = [i.payload for i in self.inputs if i.payload]
+        if not payloads:
             raise ValueError("an attacked scenario needs a payload in at least one input")
+        if "canary_absent" in self.checks and not any(CANARY_MARK in p.text for p in payloads):
+            raise ValueError(
+                "canary_absent is listed but no payload contains {canary}, so it could never "
+                "fail; put {canary} in the payload text or drop the check"
+            )
         return self
 
     @property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -73,24 +74,32 @@ def open_store(url: str) -> Store:
         Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
     try:
         engine = create_engine(url)
+    except (ArgumentError, ModuleNotFoundError, ValueError) as exc:
+        raise _open_error(url, exc) from exc
+    try:
         SQLModel.metadata.create_all(engine)
         _check_schema(engine)
-    except (ArgumentError, SQLAlchemyError, ModuleNotFoundError) as exc:
-        raise StoreError(
-            f"cannot open the results database {_safe(url)}: {exc}",
-            hint="Check the --db URL (e.g. sqlite:///results/sandbox.db or "
-            "postgresql+psycopg://user@host/db) and that its driver is installed.",
-        ) from exc
+    except StoreError:
+        engine.dispose()
+        raise
+    except (SQLAlchemyError, ValueError) as exc:
+        engine.dispose()
+        raise _open_error(url, exc) from exc
     return Store(engine)
 
 
+def _open_error(url: str, exc: Exception) -> StoreError:
+    return StoreError(
+        f"cannot open the results database {_safe(url)}: {_safe(str(exc))}",
+        hint="Check the --db URL (e.g. sqlite:///results/sandbox.db or "
+        "postgresql+psycopg://user@host/db) and that its driver is installed.",
+    )
+
+
 def _safe(url: str) -> str:
-    """The URL without a password."""
-    head, at, tail = url.rpartition("@")
-    if not at or ":" not in head.split("//", 1)[-1]:
-        return url
-    scheme, _, userinfo = head.partition("//")
-    return f"{scheme}//{userinfo.split(':', 1)[0]}:***@{tail}"
+    """The text with any URL password (in the user part or the query) masked."""
+    url = re.sub(r"(?<=[?&]password=)[^&]*", "***", url)
+    return re.sub(r"(?<=//)([^/:@]*):[^/@]*@", r"\1:***@", url)
 
 
 def _check_schema(engine: Engine) -> None:
@@ -184,6 +193,7 @@ def _new_run(session: Session, config: RunConfig) -> RunRow:
         options_json=json.dumps(config.options, sort_keys=True, default=str),
     )
     session.add(run)
+    session.flush()  # the run row must exist before rows that reference it (Postgres checks)
     for position, model in enumerate(config.models):
         session.add(_model_row(run.id, position, model))
     for file in config.files:
@@ -279,8 +289,8 @@ class RunHandle:
             repeat=spec.repeat,
             seed=spec.seed,
             status=result.status,
-            error=result.error,
-            output=reply.content if reply else "",
+            error=_text(result.error),
+            output=_text(reply.content) if reply else "",
             finish_reason=reply.finish_reason if reply else "",
             prompt_tokens=reply.prompt_tokens if reply else 0,
             completion_tokens=reply.completion_tokens if reply else 0,
@@ -306,12 +316,16 @@ def _children(trial_id: int, result: TrialResult) -> list[MessageRow | ToolCallR
         messages.append(Message(role="assistant", content=result.reply.content))
         rows += [
             ToolCallRow(
-                trial_id=trial_id, position=i, name=c.name, arguments=c.arguments, call_id=c.call_id
+                trial_id=trial_id,
+                position=i,
+                name=_text(c.name),
+                arguments=_text(c.arguments),
+                call_id=_text(c.call_id),
             )
             for i, c in enumerate(result.reply.tool_calls)
         ]
     rows += [
-        MessageRow(trial_id=trial_id, position=i, role=m.role, content=m.content)
+        MessageRow(trial_id=trial_id, position=i, role=m.role, content=_text(m.content))
         for i, m in enumerate(messages)
     ]
     rows += [
@@ -320,9 +334,14 @@ def _children(trial_id: int, result: TrialResult) -> list[MessageRow | ToolCallR
             check_name=v.check,
             kind=v.kind,
             passed=v.passed,
-            evidence=v.evidence,
-            detail=v.detail,
+            evidence=_text(v.evidence),
+            detail=_text(v.detail),
         )
         for v in result.verdicts
     ]
     return rows
+
+
+def _text(value: str) -> str:
+    """Text as stored: PostgreSQL refuses NUL, so it becomes the visible symbol U+2400 (␀)."""
+    return value.replace("\x00", "\u2400")

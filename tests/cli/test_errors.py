@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SCENARIOS
+from tests.helpers import SCENARIOS
 
 SANDBOX = str(Path(sys.executable).parent / "sandbox")
 

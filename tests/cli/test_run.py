@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SCENARIOS
+from tests.helpers import SCENARIOS
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("embedded_env")]
 SANDBOX = Path(sys.executable).parent / "sandbox"
