@@ -1,0 +1,55 @@
+"""The README's commands and its scenario example stay true."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sandbox.scenarios import load_scenario_file
+from tests.helpers import REPO
+
+README = (REPO / "README.md").read_text()
+SANDBOX = str(Path(sys.executable).parent / "sandbox")
+
+
+def _console_commands() -> list[list[str]]:
+    blocks = re.findall(r"```console\n(.*?)```", README, flags=re.S)
+    lines = [line.strip() for block in blocks for line in block.splitlines()]
+    return [shlex.split(line, comments=True) for line in lines if line.startswith(".venv/bin/")]
+
+
+def test_readme_names_the_two_commands() -> None:
+    assert "make demo" in README and "make test" in README
+    targets = (REPO / "Makefile").read_text()
+    assert re.search(r"^demo:", targets, flags=re.M) and re.search(r"^test:", targets, flags=re.M)
+
+
+def test_readme_scenario_example_is_a_valid_scenario(tmp_path: Path) -> None:
+    [example] = re.findall(r"```yaml\n(.*?)```", README, flags=re.S)
+    path = tmp_path / "example.yaml"
+    path.write_text(example)
+    scenario = load_scenario_file(path).scenario
+    assert scenario.canary_token in scenario.payload_text(scenario.inputs[0].payload)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("argv", _console_commands(), ids=lambda argv: " ".join(argv[1:3]))
+def test_readme_commands_use_real_subcommands_and_options(argv: list[str]) -> None:
+    words = [w for w in argv[1:] if not w.startswith("-")]
+    subcommand = words[:2] if words[0] == "scenarios" else words[:1]
+    done = subprocess.run(
+        [SANDBOX, *subcommand, "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    for option in (w.split("=")[0] for w in argv[1:] if w.startswith("-")):
+        assert option in done.stdout, f"{option} is not an option of sandbox {subcommand}"
+
+
+def test_readme_table_commands_run(tmp_path: Path) -> None:
+    for args in (["scenarios", "list", "scenarios/"], ["scenarios", "validate", "scenarios/"]):
+        done = subprocess.run([SANDBOX, *args], cwd=REPO, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
