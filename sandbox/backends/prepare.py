@@ -97,6 +97,8 @@ def llama_command(model: Path, chat_format: str, threads: int, seed: int) -> Ser
     """llama-cpp-python's server under uvicorn on a Unix socket, configured by a JSON file.
 
     The embedded Gemma GGUF has no chat template, hence the explicit `gemma` chat format.
+    The server computes logits for every prompt token by default (`logits_all`), which costs a
+    vocabulary-sized row per token (262k for Gemma 3) that chat completions never use: off.
     """
     settings = {
         "model": str(model),
@@ -105,6 +107,7 @@ def llama_command(model: Path, chat_format: str, threads: int, seed: int) -> Ser
         "n_threads": threads,
         "n_threads_batch": threads,
         "seed": seed,
+        "logits_all": False,
         "verbose": False,
     }
     if chat_format:
