@@ -2,10 +2,12 @@
 
     SandboxError                 message + hint (what failed, then what to do)
     ├── ScenarioError            a scenario file is wrong (names file, line and field)
+    │   └── CarrierError         a carrier cannot build its artifact from the scenario
     ├── ModelSpecError           a --model value cannot be understood
     ├── BackendError             talking to a model server failed
     │   ├── ServerStartError     the server did not become healthy (carries its log tail)
     │   └── ServerDiedError      the server process exited during a run
+    ├── SandboxStartError        a sandbox (its egress sink) could not be set up
     ├── TrialTimeoutError        one trial ran past its time limit
     ├── StoreError               the results database cannot be opened or used
     └── MissingDependencyError   an optional dependency (extra) is not installed
@@ -32,6 +34,10 @@ class ScenarioError(SandboxError):
     """A scenario file is invalid; the message starts with `file:line`."""
 
 
+class CarrierError(ScenarioError):
+    """A carrier cannot build its artifact (payload too long, unknown field or technique)."""
+
+
 class ModelSpecError(SandboxError):
     """A model spec (`embedded`, `gguf:PATH`, `openai:URL#MODEL`) is malformed or unusable."""
 
@@ -46,6 +52,10 @@ class ServerStartError(BackendError):
 
 class ServerDiedError(BackendError):
     """The model server process exited while trials were running."""
+
+
+class SandboxStartError(SandboxError):
+    """A sandbox could not be created, or its egress sink never became ready."""
 
 
 class TrialTimeoutError(SandboxError):

@@ -22,11 +22,14 @@ from sandbox.backends import ModelProvenance, ModelServer, PreparedModel
 from sandbox.carriers import build_artifacts
 from sandbox.chat import ChatReply, ChatRequest, Sampling
 from sandbox.detectors import Observation, Verdict, run_checks
+from sandbox.egress import Capture, EgressEvent
 from sandbox.errors import BackendError, SandboxError, ServerStartError, TrialTimeoutError
+from sandbox.isolation import Isolation, NoIsolation
 from sandbox.scenarios import Scenario, ScenarioFile
 from sandbox.workflows import render_request
 
 TrialStatus = Literal["ok", "error"]
+EGRESS_GRACE_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,8 @@ class TrialResult:
     reply: ChatReply | None = None
     verdicts: list[Verdict] = field(default_factory=list)
     error: str = ""
+    egress: list[EgressEvent] = field(default_factory=list)
+    capture: Capture = "none"
 
 
 class ResultSink(Protocol):
@@ -64,6 +69,9 @@ class ResultSink(Protocol):
 
     def record(self, result: TrialResult) -> None:
         """Store one result (replacing an earlier errored attempt of the same key)."""
+
+    def record_startup_egress(self, model_index: int, events: list[EgressEvent]) -> None:
+        """Store what a model's servers tried to reach while starting."""
 
 
 class RunObserver:
@@ -84,6 +92,7 @@ class RunOptions:
     timeout_s: float = 180.0
     max_restarts: int = 3
     log_dir: Path = Path("results/logs")
+    isolation: Isolation = field(default_factory=NoIsolation)
 
 
 @dataclass
@@ -130,6 +139,7 @@ def run_trials(
             observer.model_started(model.provenance, len(mine), len(mine))
             continue
         with _ServerPool(model, options, index, len(todo)) as pool:
+            sink.record_startup_egress(index, pool.startup_egress)
             observer.model_started(model.provenance, len(mine), len(mine) - len(todo))
             _run_model(todo, model, pool, sink, options, observer, outcome)
     return outcome
@@ -172,9 +182,10 @@ class _ServerPool:
         self.local = model.is_local
         self.replicas = min(options.concurrency, trials) if self.local else 1
         self.servers = [
-            model.make_server(options.log_dir / f"model{index}-server{i}.log")
+            options.isolation.make_server(model, options.log_dir, f"model{index}-server{i}")
             for i in range(self.replicas)
         ]
+        self.startup_egress: list[EgressEvent] = []
         self.idle: queue.Queue[ModelServer] = queue.Queue()
         self.restarts = 0
         self.aborted = threading.Event()
@@ -184,6 +195,7 @@ class _ServerPool:
         try:
             for server in self.servers:
                 server.start()
+                self.startup_egress += server.take_egress()
         except BaseException:
             self.close()
             raise
@@ -226,7 +238,10 @@ class _ServerPool:
                 raise BackendError(self._restart(server, "was not running before the trial"))
             sampling = provenance.sampling.model_copy(update={"seed": spec.seed})
             result.reply = server.client.chat(result.request, sampling, self.options.timeout_s)
-            observation = Observation(spec.scenario, result.request, result.reply)
+            result.egress, result.capture = _egress_after(server)
+            observation = Observation(
+                spec.scenario, result.request, result.reply, result.egress, result.capture
+            )
             result.verdicts = run_checks(observation)
         except TrialTimeoutError as exc:
             note = self._restart(server, "timed out and may still be generating")
@@ -235,6 +250,8 @@ class _ServerPool:
             result.status, result.error = "error", self._explain(server, exc)
         except SandboxError as exc:
             result.status, result.error = "error", str(exc)
+        if result.status == "error":
+            result.egress, result.capture = _egress_after(server)
         result.duration_s = time.monotonic() - clock
         return result
 
@@ -257,3 +274,11 @@ class _ServerPool:
         except ServerStartError as exc:
             return f"model server {why}; restart failed: {exc}"
         return f"model server {why}; restarted it for the next trials."
+
+
+def _egress_after(server: ModelServer) -> tuple[list[EgressEvent], Capture]:
+    """What the sandbox saw during a trial; a moment's grace lets the sink write its lines."""
+    capture = server.capture()
+    if capture == "complete":
+        time.sleep(EGRESS_GRACE_S)
+    return server.take_egress(), capture

@@ -12,6 +12,7 @@ import pytest
 
 from sandbox.backends import ModelProvenance
 from sandbox.chat import ChatReply, ChatRequest, Sampling
+from sandbox.egress import EgressEvent
 from sandbox.errors import BackendError, ServerStartError, TrialTimeoutError
 from sandbox.runner import RunObserver, RunOptions, TrialResult, plan_trials, run_trials
 from sandbox.scenarios import Scenario, ScenarioFile
@@ -69,6 +70,12 @@ class FakeServer:
     def describe_exit(self) -> str:
         return "fake server exited"
 
+    def take_egress(self) -> list[EgressEvent]:
+        return []
+
+    def capture(self) -> str:
+        return "none"
+
 
 @dataclass
 class FakeModel:
@@ -92,12 +99,16 @@ class FakeModel:
 class MemorySink:
     done: set[str] = field(default_factory=set)
     results: list[TrialResult] = field(default_factory=list)
+    startup: list[EgressEvent] = field(default_factory=list)
 
     def completed_keys(self) -> set[str]:
         return set(self.done)
 
     def record(self, result: TrialResult) -> None:
         self.results.append(result)
+
+    def record_startup_egress(self, model_index: int, events: list[EgressEvent]) -> None:
+        self.startup.extend(events)
 
 
 def _run(model: FakeModel, sink: MemorySink | None = None, **options: object) -> MemorySink:

@@ -15,6 +15,7 @@ from sandbox.backends.files import ensure_embedded_model, sha256_file
 from sandbox.backends.server import ModelServer, ProcessServer, ServerCommand
 from sandbox.backends.specs import EmbeddedSpec, GgufSpec, OpenAISpec
 from sandbox.chat import Sampling
+from sandbox.egress import Capture, EgressEvent
 from sandbox.errors import MissingDependencyError, ServerStartError
 
 LLAMA_DIST = "llama-cpp-python"
@@ -165,3 +166,11 @@ class RemoteServer:
     def close(self) -> None:
         """Close the client."""
         self._client.close()
+
+    def take_egress(self) -> list[EgressEvent]:
+        """A remote endpoint is not observed."""
+        return []
+
+    def capture(self) -> Capture:
+        """A remote endpoint is not observed."""
+        return "none"

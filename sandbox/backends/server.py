@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from sandbox.backends.client import ChatClient
+from sandbox.egress import Capture, EgressEvent
 from sandbox.errors import ServerStartError
 
 SOCKET_NAME = "model.sock"
@@ -56,6 +57,12 @@ class ModelServer(Protocol):
     def close(self) -> None:
         """Stop and release everything (sockets, clients)."""
 
+    def take_egress(self) -> list[EgressEvent]:
+        """Egress events recorded since the last call (none when nothing observes them)."""
+
+    def capture(self) -> Capture:
+        """Whether egress is being observed: complete, incomplete (sink died) or none."""
+
 
 class ProcessServer:
     """Runs a ServerCommand as a local child process listening on a Unix socket."""
@@ -93,7 +100,7 @@ class ProcessServer:
         values = {"socket": str(self.socket_path), "dir": str(self._dir)}
         for name, text in self.command.files.items():
             (self._dir / name).write_text(text)
-        argv = [part.format(**values) for part in self.command.argv]
+        argv = [*self.argv_prefix(), *(part.format(**values) for part in self.command.argv)]
         env = {k: v.format(**values) for k, v in self.command.env.items()}
         return argv, {**_base_env(), **env}
 
@@ -114,6 +121,18 @@ class ProcessServer:
             f"the model server did not answer within {self.command.start_timeout:g} s.\n{tail}",
             hint=f"Full log: {self.log_path}",
         )
+
+    def argv_prefix(self) -> list[str]:
+        """What runs the command (a sandbox wraps it); a plain process has none."""
+        return []
+
+    def take_egress(self) -> list[EgressEvent]:
+        """A plain process is not observed."""
+        return []
+
+    def capture(self) -> Capture:
+        """A plain process is not observed."""
+        return "none"
 
     def is_alive(self) -> bool:
         """True while the child process runs."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast, get_args
 
 import typer
 from rich.console import Console
@@ -14,8 +14,11 @@ from sandbox.backends.files import embedded_expected_sha256, embedded_model_path
 from sandbox.backends.prepare import LLAMA_DIST
 from sandbox.backends.specs import SPEC_FORMS
 from sandbox.chat import Sampling
-from sandbox.cli.render import scenarios_table
+from sandbox.cli.render import print_egress_events, scenarios_table
 from sandbox.cli.run import RunRequest, execute_run
+from sandbox.errors import SandboxStartError
+from sandbox.isolation import IsolationName
+from sandbox.isolation.execute import execute_in_namespace
 from sandbox.paths import default_db_url, models_dir
 from sandbox.scenarios import load_scenarios
 
@@ -50,6 +53,9 @@ def run(
     timeout: Annotated[float, typer.Option(min=1, help="Seconds allowed per trial.")] = 180.0,
     max_tokens: Annotated[int, typer.Option(min=1, help="Reply length limit.")] = 512,
     seed: Annotated[int, typer.Option(min=0, help="Sampling seed (repeat i uses seed+i).")] = 0,
+    isolation: Annotated[
+        str, typer.Option(help="Sandbox: auto, docker, namespace, or none (openai: only).")
+    ] = "auto",
 ) -> None:
     """Run scenarios (and their clean twins) against models and print the results table."""
     request = RunRequest(
@@ -62,8 +68,15 @@ def run(
         verbose=verbose,
         sampling=Sampling(max_tokens=max_tokens, seed=seed),
         timeout_s=timeout,
+        isolation=_isolation_name(isolation),
     )
     raise typer.Exit(execute_run(request, console))
+
+
+def _isolation_name(value: str) -> IsolationName:
+    if value not in get_args(IsolationName):
+        raise typer.BadParameter(f"'{value}' is not one of {', '.join(get_args(IsolationName))}")
+    return cast(IsolationName, value)
 
 
 @app.command()
@@ -122,3 +135,27 @@ def validate_scenarios(paths: Paths) -> None:
     total = len(loaded.files) + len(loaded.errors)
     console.print(f"{len(loaded.files)} of {total} scenario files are valid.")
     raise typer.Exit(1 if loaded.errors else 0)
+
+
+@app.command(
+    "exec",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def exec_command(
+    command: Annotated[list[str], typer.Argument(help="The command, after --.")],
+    isolation: Annotated[str, typer.Option(help="namespace or docker.")] = "namespace",
+    image: Annotated[str | None, typer.Option(help="Image to run in (docker only).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Events as JSON lines.")] = False,
+    timeout: Annotated[float | None, typer.Option(help="Seconds before it is stopped.")] = None,
+) -> None:
+    """Run COMMAND in a fresh sandbox as a model server would; print every egress attempt."""
+    if isolation != "namespace" or image:
+        raise SandboxStartError(
+            "sandbox exec supports --isolation namespace in this version.",
+            hint="Drop --image and --isolation.",
+        )
+    result = execute_in_namespace(command, timeout_s=timeout)
+    print_egress_events(console, result.events, as_json)
+    if result.capture != "complete":
+        err_console.print("warning: the egress sink died; capture is incomplete.")
+    raise typer.Exit(result.returncode)

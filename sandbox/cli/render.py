@@ -10,6 +10,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from sandbox.egress import EgressEvent
 from sandbox.report import ModelMetrics, Rate
 from sandbox.runner import TrialResult
 from sandbox.scenarios import ScenarioFile
@@ -94,3 +95,15 @@ def print_error(console: Console, message: str, hint: str = "") -> None:
     console.print(Text("error: ", style="bold red") + safe_text(message))
     if hint:
         console.print(safe_text(hint, style="yellow"))
+
+
+def print_egress_events(console: Console, events: Sequence[EgressEvent], as_json: bool) -> None:
+    """Egress events as JSON lines (machine) or one line each (people)."""
+    if as_json:
+        for event in events:
+            console.out(event.model_dump_json(), highlight=False)
+        return
+    if not events:
+        console.print("No egress attempts.")
+    for event in events:
+        console.print(safe_text(event.describe()))

@@ -16,15 +16,15 @@ from sandbox import __version__
 from sandbox.backends import ModelProvenance, PreparedModel, parse_model_spec, prepare_model
 from sandbox.chat import Sampling
 from sandbox.cli.progress import ProgressObserver
-from sandbox.cli.render import metrics_table
+from sandbox.cli.render import metrics_table, safe_text
 from sandbox.errors import SandboxError, ScenarioError
+from sandbox.isolation import IsolationName, choose_isolation
 from sandbox.paths import results_dir
 from sandbox.report import summarise
 from sandbox.runner import RunOptions, RunOutcome, TrialSpec, plan_trials, run_trials
 from sandbox.scenarios import ScenarioFile, load_scenarios
-from sandbox.store import RunConfig, RunHandle, TrialSummary, open_store
+from sandbox.store import EgressSummary, RunConfig, RunHandle, TrialSummary, open_store
 
-ISOLATION = "process"  # models run as plain local processes until the sandbox backends land
 EXIT_ERRORED_TRIALS = 3
 EXIT_INTERRUPTED = 130
 
@@ -42,6 +42,7 @@ class RunRequest:
     verbose: bool
     sampling: Sampling
     timeout_s: float
+    isolation: IsolationName = "auto"
 
 
 def load_or_fail(paths: Sequence[Path]) -> list[ScenarioFile]:
@@ -65,11 +66,12 @@ def execute_run(request: RunRequest, console: Console) -> int:
     """Run the evaluation and print the summary; returns the exit code."""
     files = load_or_fail(request.paths)
     specs = [parse_model_spec(m) for m in request.models]
+    isolation = choose_isolation(request.isolation, any(s.kind != "openai" for s in specs))
     store = open_store(request.db_url)
     threads = max(1, _cpu_count() // max(1, request.concurrency))
     with console.status("Preparing models (assembling and hashing model files)..."):
         models = [prepare_model(spec, request.sampling, threads) for spec in specs]
-    config = _run_config(request, files, [m.provenance for m in models])
+    config = _run_config(request, files, [m.provenance for m in models], isolation.name)
     handle = store.begin_run(config, resume=request.resume)
     verb = "Resuming" if handle.resumed else "Starting"
     shape = (
@@ -81,6 +83,7 @@ def execute_run(request: RunRequest, console: Console) -> int:
         concurrency=request.concurrency,
         timeout_s=request.timeout_s,
         log_dir=results_dir() / "logs" / handle.run_id,
+        isolation=isolation,
     )
     try:
         outcome = _run_with_progress(plan, models, handle, options, console, request.verbose)
@@ -98,6 +101,7 @@ def execute_run(request: RunRequest, console: Console) -> int:
     errored = sum(s.status == "error" for s in summaries)
     store.finish_run(handle.run_id, "incomplete" if errored else "complete")
     _print_summary(console, handle.run_id, outcome, summaries, errored, request.db_url)
+    _print_egress(console, store.egress_summary(handle.run_id), isolation.name)
     return EXIT_ERRORED_TRIALS if errored else 0
 
 
@@ -126,22 +130,34 @@ def _print_summary(
         f"Run {run_id}: {outcome.ran} trials run now, {outcome.skipped} resumed "
         f"from the store; results in {db_url}"
     )
-    console.print(
-        "[yellow]Egress was not observed:[/] models ran as local processes "
-        "without a network sandbox."
-    )
     if errored:
         console.print(f"[red]{errored} trials errored.[/] Run the same command again to retry.")
 
 
+def _print_egress(console: Console, summary: EgressSummary, isolation: str) -> None:
+    if isolation == "none":
+        console.print("[yellow]Egress was not observed:[/] the endpoints run outside any sandbox.")
+        return
+    note = "" if summary.capture_complete else " [red]Capture incomplete: a sink died.[/]"
+    console.print(
+        f"Egress ({isolation} sandbox): {summary.startup} attempt(s) at server start-up, "
+        f"{summary.in_trials} during trials.{note}"
+    )
+    for line in summary.examples:
+        console.print(safe_text(f"  {line}"))
+
+
 def _run_config(
-    request: RunRequest, files: Sequence[ScenarioFile], models: Sequence[ModelProvenance]
+    request: RunRequest,
+    files: Sequence[ScenarioFile],
+    models: Sequence[ModelProvenance],
+    isolation: str,
 ) -> RunConfig:
     identity = {
         "scenarios": [(f.scenario.id, f.sha256) for f in files],
         "models": [m.model_dump(exclude={"file_path"}) for m in models],
         "repeat": request.repeat,
-        "isolation": ISOLATION,
+        "isolation": isolation,
     }
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
     return RunConfig(
@@ -149,7 +165,7 @@ def _run_config(
         files=files,
         models=models,
         repeat=request.repeat,
-        isolation=ISOLATION,
+        isolation=isolation,
         options={"concurrency": request.concurrency, "timeout_s": request.timeout_s},
         tool_version=__version__,
         tool_commit=_git_commit(),

@@ -1,6 +1,6 @@
 """Checks: pure functions from what a trial produced to a verdict with its evidence."""
 
-from sandbox.detectors import canary, findings
+from sandbox.detectors import canary, egress, findings
 from sandbox.detectors.base import CHECKS, Check, Observation, Verdict, register, run_checks
 
 __all__ = [
@@ -9,6 +9,7 @@ __all__ = [
     "Observation",
     "Verdict",
     "canary",
+    "egress",
     "findings",
     "register",
     "run_checks",

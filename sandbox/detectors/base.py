@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from sandbox.chat import ChatReply, ChatRequest
+from sandbox.egress import Capture, EgressEvent
 from sandbox.scenarios.models import Scenario
 
 CheckKind = Literal["security", "utility"]
@@ -19,6 +20,8 @@ class Observation:
     scenario: Scenario
     request: ChatRequest
     reply: ChatReply
+    egress: Sequence[EgressEvent] = ()
+    capture: Capture = "none"
 
 
 @dataclass(frozen=True)

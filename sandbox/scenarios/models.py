@@ -27,9 +27,9 @@ Family = Literal[
     "malicious-artefact",
     "resource-exhaustion",
 ]
-CarrierName = Literal["text"]
+CarrierName = Literal["text", "dicom", "pdf", "hl7", "fhir"]
 WorkflowName = Literal["report-draft"]
-CheckName = Literal["canary_absent", "findings_reported"]
+CheckName = Literal["canary_absent", "findings_reported", "no_egress"]
 Variant = Literal["attacked", "clean"]
 
 CANARY_MARK = "{canary}"
@@ -108,7 +108,14 @@ class Payload(Strict):
 
     text: str = Field(min_length=1, description="The attacker's text, as planted.")
     field: str | None = Field(
-        None, description="Where the carrier puts it (carrier-specific; e.g. a DICOM attribute)."
+        None,
+        description="Where the carrier puts it (carrier-specific): a DICOM attribute keyword, "
+        "an HL7 field such as OBR-13, a FHIR element such as note.",
+    )
+    technique: str | None = Field(
+        None,
+        description="How the carrier hides it (carrier-specific), e.g. PDF white-text, "
+        "tiny-text, invisible, off-page, metadata, annotation, visible.",
     )
 
 
@@ -116,9 +123,9 @@ class Input(Strict):
     """One artifact the workflow receives, built by a carrier, optionally carrying the payload."""
 
     carrier: CarrierName = Field(description="File format that carries the input, e.g. 'text'.")
-    kind: Literal["dictation", "prior-report", "report", "note"] = Field(
-        "dictation", description="What the document is in the clinical workflow."
-    )
+    kind: Literal[
+        "dictation", "prior-report", "report", "note", "referral", "order", "result", "image"
+    ] = Field("dictation", description="What the document is in the clinical workflow.")
     content: str = Field(
         "",
         description="The document's clean text. '{payload}' marks where the payload goes; "

@@ -1,6 +1,7 @@
 """The results store: sqlmodel tables and `open_store(url)` (SQLite default, Postgres for teams)."""
 
 from sandbox.store.store import (
+    EgressSummary,
     RunConfig,
     RunHandle,
     Store,
@@ -9,4 +10,12 @@ from sandbox.store.store import (
     open_store,
 )
 
-__all__ = ["RunConfig", "RunHandle", "Store", "TrialSummary", "VerdictSummary", "open_store"]
+__all__ = [
+    "EgressSummary",
+    "RunConfig",
+    "RunHandle",
+    "Store",
+    "TrialSummary",
+    "VerdictSummary",
+    "open_store",
+]

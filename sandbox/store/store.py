@@ -16,11 +16,13 @@ from sqlmodel import Session, SQLModel, col, create_engine, select
 
 from sandbox.backends import ModelProvenance
 from sandbox.chat import Message
+from sandbox.egress import EgressEvent
 from sandbox.errors import StoreError
 from sandbox.runner import TrialResult
 from sandbox.scenarios import ScenarioFile
 from sandbox.store.tables import (
     SCHEMA_VERSION,
+    EgressEventRow,
     MessageRow,
     ModelRow,
     RunRow,
@@ -66,6 +68,16 @@ class TrialSummary:
     variant: str
     status: str
     verdicts: list[VerdictSummary] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class EgressSummary:
+    """How much a run's sandboxes saw, for the terminal summary."""
+
+    startup: int
+    in_trials: int
+    capture_complete: bool
+    examples: list[str]
 
 
 def open_store(url: str) -> Store:
@@ -147,6 +159,26 @@ class Store:
             run.status, run.updated_at = status, _now()
             session.add(run)
             session.commit()
+
+    def egress_summary(self, run_id: str, examples: int = 5) -> EgressSummary:
+        """Counts of egress events by phase, whether capture held, and the first few events."""
+        with Session(self.engine) as session:
+            events = session.exec(
+                select(EgressEventRow)
+                .where(EgressEventRow.run_id == run_id)
+                .order_by(col(EgressEventRow.at))
+            ).all()
+            incomplete = session.exec(
+                select(TrialRow.id).where(
+                    TrialRow.run_id == run_id, TrialRow.capture == "incomplete"
+                )
+            ).first()
+        return EgressSummary(
+            startup=sum(e.phase == "startup" for e in events),
+            in_trials=sum(e.phase == "trial" for e in events),
+            capture_complete=incomplete is None,
+            examples=[f"{e.phase}: {e.summary}" for e in events[:examples]],
+        )
 
     def trial_summaries(self, run_id: str) -> list[TrialSummary]:
         """Every trial of a run with its verdicts."""
@@ -276,7 +308,35 @@ class RunHandle:
             session.flush()
             assert trial.id is not None
             session.add_all(_children(trial.id, result))
+            session.add_all(
+                self._egress_rows(result.egress, "trial", result.spec.model_index, trial.id)
+            )
             session.commit()
+
+    def record_startup_egress(self, model_index: int, events: list[EgressEvent]) -> None:
+        """Store what a model's servers tried to reach while starting."""
+        with Session(self.engine) as session:
+            session.add_all(self._egress_rows(events, "startup", model_index, None))
+            session.commit()
+
+    def _egress_rows(
+        self, events: list[EgressEvent], phase: str, model_index: int, trial_id: int | None
+    ) -> list[EgressEventRow]:
+        return [
+            EgressEventRow(
+                run_id=self.run_id,
+                model_id=self.model_ids[model_index],
+                trial_id=trial_id,
+                phase=phase,
+                at=datetime.fromtimestamp(event.t, UTC),
+                protocol=event.kind,
+                destination=_text(event.target),
+                hostname=_text(event.host),
+                summary=_text(event.describe()),
+                detail_json=_text(json.dumps(event.detail, sort_keys=True)),
+            )
+            for event in events
+        ]
 
     def _trial_row(self, result: TrialResult) -> TrialRow:
         spec, reply = result.spec, result.reply
@@ -289,6 +349,7 @@ class RunHandle:
             repeat=spec.repeat,
             seed=spec.seed,
             status=result.status,
+            capture=result.capture,
             error=_text(result.error),
             output=_text(reply.content) if reply else "",
             finish_reason=reply.finish_reason if reply else "",
@@ -304,7 +365,7 @@ def _delete_trial(session: Session, run_id: str, key: str) -> None:
     old = [i for i in session.exec(query).all() if i is not None]
     if not old:
         return
-    for table in (MessageRow, ToolCallRow, VerdictRow):
+    for table in (MessageRow, ToolCallRow, VerdictRow, EgressEventRow):
         session.execute(delete(table).where(col(table.trial_id).in_(old)))
     session.execute(delete(TrialRow).where(col(TrialRow.id).in_(old)))
 

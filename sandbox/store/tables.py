@@ -96,6 +96,9 @@ class TrialRow(SQLModel, table=True):
     repeat: int
     seed: int
     status: str = Field(description="ok or error.")
+    capture: str = Field(
+        default="none", description="Egress capture: complete, incomplete (sink died) or none."
+    )
     error: str = Field(default="", sa_column=Column(Text, nullable=False))
     output: str = Field(default="", sa_column=Column(Text, nullable=False))
     finish_reason: str = ""
@@ -155,7 +158,8 @@ class EgressEventRow(SQLModel, table=True):
     trial_id: int | None = Field(default=None, foreign_key="trials.id", index=True)
     phase: str = Field(description="startup or trial.")
     at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-    protocol: str = Field(description="dns, tcp, http, tls or udp.")
-    destination: str = Field(description="Original destination address and port.")
+    protocol: str = Field(description="dns, http, tls, tcp, udp, icmp or packet.")
+    destination: str = Field(description="Original destination (name or address, and port).")
     hostname: str = ""
+    summary: str = Field(default="", sa_column=Column(Text, nullable=False))
     detail_json: str = Field(default="{}", sa_column=Column(Text, nullable=False))

@@ -17,9 +17,16 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.isolation import namespace
 from tests.helpers import SCENARIOS
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("embedded_env")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.usefixtures("embedded_env"),
+    pytest.mark.skipif(
+        namespace.unavailable_reason() is not None, reason=str(namespace.unavailable_reason())
+    ),
+]
 SANDBOX = Path(sys.executable).parent / "sandbox"
 FAST = ["--max-tokens", "32", "--timeout", "120"]
 
@@ -97,7 +104,12 @@ def test_run_records_provenance_transcripts_and_verdicts(tmp_path: Path) -> None
     roles = _query(db, "select role from messages where trial_id = 1 order by position")
     assert roles == [("system",), ("user",), ("assistant",)]
     checks = _query(db, "select distinct check_name from verdicts order by 1")
-    assert checks == [("canary_absent",), ("findings_reported",)]
+    assert checks == [("canary_absent",), ("findings_reported",), ("no_egress",)]
+    assert _query(db, "select isolation from runs") == [("namespace",)]
+    assert _query(db, "select distinct capture from trials") == [("complete",)]
+    assert _query(
+        db, "select count(*) from verdicts where check_name = 'no_egress' and passed"
+    ) == [(6,)]
     hashes = _query(db, "select file_sha256 from scenarios")
     assert len(hashes) == 3 and all(len(str(h)) == 64 for (h,) in hashes)
 

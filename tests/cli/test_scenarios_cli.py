@@ -28,8 +28,8 @@ inputs:
 checks: [canary_absent, findings_reported]
 """
 TYPO = GOOD.replace("id: cli-good", "id: cli-typo").replace("title:", "titel:")
-UNKNOWN_CARRIER = GOOD.replace("id: cli-good", "id: cli-pdf").replace(
-    "carrier: text", "carrier: pdf"
+UNKNOWN_CARRIER = GOOD.replace("id: cli-good", "id: cli-pfd").replace(
+    "carrier: text", "carrier: pfd"
 )
 
 
@@ -73,8 +73,8 @@ def test_scenarios_validate_lists_every_bad_file_with_its_line(
     errors = result.stderr.splitlines()
     assert "scenarios/typo.yaml:2: titel: unknown field 'titel'. Did you mean 'title'?" in errors
     assert (
-        "scenarios/carrier.yaml:10: inputs.0.carrier: 'pdf' is unknown (known: 'text'). "
-        "Fix the name." in errors
+        "scenarios/carrier.yaml:10: inputs.0.carrier: 'pfd' is unknown (known: 'text', "
+        "'dicom', 'pdf', 'hl7' or 'fhir'). Fix the name." in errors
     )
     assert not any("good.yaml" in line for line in errors)
     assert "1 of 3 scenario files are valid." in result.stdout

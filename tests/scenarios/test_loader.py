@@ -126,7 +126,7 @@ def test_load_scenario_file_names_a_missing_top_level_field(write_scenario: Writ
 @pytest.mark.parametrize(
     ("old", "new", "where", "known"),
     [
-        ("carrier: text", "carrier: pdf", "13: inputs.0.carrier: 'pdf'", get_args(CarrierName)),
+        ("carrier: text", "carrier: pfd", "13: inputs.0.carrier: 'pfd'", get_args(CarrierName)),
         (
             "family: document-injection",
             "family: doc-injection",

@@ -1,0 +1,56 @@
+"""Run any command in a fresh sandbox, exactly as a model server would run, and collect egress.
+
+This is how a user checks a server image or a model loader for phone-home behaviour, and how
+the tests prove the capture.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sandbox.egress import Capture, EgressEvent
+from sandbox.errors import SandboxError
+from sandbox.isolation.namespace import NamespaceSandbox
+
+SETTLE_S = 0.3  # the sink writes an event just after the connection closes
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """The command's exit status and what the sandbox saw."""
+
+    returncode: int
+    events: list[EgressEvent]
+    capture: Capture
+
+
+def execute_in_namespace(
+    argv: Sequence[str], workdir: Path | None = None, timeout_s: float | None = None
+) -> ExecResult:
+    """Run `argv` in a new namespace sandbox (no capabilities), with the terminal's stdio."""
+    if not argv:
+        raise SandboxError("no command to run.", hint="Write it after --, e.g. -- curl URL")
+    with tempfile.TemporaryDirectory(prefix="sbx-exec-") as tmp:
+        sandbox = NamespaceSandbox(workdir or Path(tmp), "exec")
+        sandbox.start()
+        try:
+            returncode = _run(sandbox.wrap(), argv, timeout_s)
+            time.sleep(SETTLE_S)
+            capture: Capture = "complete" if sandbox.is_capturing() else "incomplete"
+            return ExecResult(returncode, sandbox.take_events(), capture)
+        finally:
+            sandbox.close()
+
+
+def _run(prefix: list[str], argv: Sequence[str], timeout_s: float | None) -> int:
+    try:
+        return subprocess.run([*prefix, *argv], timeout=timeout_s, check=False).returncode
+    except FileNotFoundError as exc:
+        raise SandboxError(f"cannot run {argv[0]!r}: {exc.strerror}.") from exc
+    except subprocess.TimeoutExpired:
+        return 124

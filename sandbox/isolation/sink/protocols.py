@@ -1,0 +1,249 @@
+"""Pure parsers for what the sink sees: DNS queries, HTTP requests, TLS ClientHellos, IP frames.
+
+Every parser takes bytes an untrusted program sent and never raises on malformed input: it
+returns None (or a partial result) instead.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+MAX_BODY = 4096
+MAX_PREVIEW = 64
+QTYPES = {
+    1: "A",
+    2: "NS",
+    5: "CNAME",
+    6: "SOA",
+    12: "PTR",
+    15: "MX",
+    16: "TXT",
+    28: "AAAA",
+    33: "SRV",
+    64: "SVCB",
+    65: "HTTPS",
+    255: "ANY",
+}
+
+
+@dataclass(frozen=True)
+class DnsQuery:
+    """The question of a DNS query."""
+
+    id: int
+    flags: int
+    name: str
+    qtype: int
+    question: bytes  # the raw question section, echoed back in the answer
+
+    @property
+    def type_name(self) -> str:
+        """A, AAAA, TXT, ... or the number."""
+        return QTYPES.get(self.qtype, str(self.qtype))
+
+
+def parse_dns_query(data: bytes) -> DnsQuery | None:
+    """The first question of a DNS message, or None if it is not a well-formed query."""
+    if len(data) < 17:
+        return None
+    ident, flags, qdcount = struct.unpack("!HHH", data[:6])
+    if flags & 0x8000 or qdcount < 1:
+        return None
+    labels, at = [], 12
+    while at < len(data) and data[at] != 0:
+        length = data[at]
+        if length > 63 or at + 1 + length > len(data):
+            return None
+        labels.append(data[at + 1 : at + 1 + length].decode("ascii", "replace"))
+        at += 1 + length
+    if at + 5 > len(data):
+        return None
+    qtype = struct.unpack("!H", data[at + 1 : at + 3])[0]
+    return DnsQuery(ident, flags, ".".join(labels).lower(), qtype, data[12 : at + 5])
+
+
+def dns_answer(query: DnsQuery, address: str | None) -> bytes:
+    """A response: one A record for `address`, or no answer (NOERROR) when None."""
+    flags = 0x8080 | (query.flags & 0x0100)  # QR + RA, echo RD
+    answers = 1 if address else 0
+    header = struct.pack("!HHHHHH", query.id, flags, 1, answers, 0, 0)
+    if not address:
+        return header + query.question
+    record = struct.pack("!HHHIH", 0xC00C, 1, 1, 60, 4) + ipaddress.IPv4Address(address).packed
+    return header + query.question + record
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """The request line, headers and the start of the body of an HTTP/1 request."""
+
+    method: str
+    target: str
+    version: str
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def host(self) -> str:
+        """The Host header without a port."""
+        host = self.headers.get("host", "")
+        return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+    @property
+    def path(self) -> str:
+        """The path, also for absolute-form targets (proxy style)."""
+        return urlsplit(self.target).path or "/"
+
+    @property
+    def query(self) -> str:
+        """The query string."""
+        return urlsplit(self.target).query
+
+
+HTTP_METHODS = (
+    b"GET ",
+    b"POST ",
+    b"PUT ",
+    b"HEAD ",
+    b"DELETE ",
+    b"PATCH ",
+    b"OPTIONS ",
+    b"CONNECT ",
+    b"TRACE ",
+)
+
+
+def is_http(data: bytes) -> bool:
+    """True when the bytes start like an HTTP/1 request."""
+    return data.startswith(HTTP_METHODS)
+
+
+def has_full_head(data: bytes) -> bool:
+    """True once the blank line that ends the headers has arrived."""
+    return b"\r\n\r\n" in data or b"\n\n" in data
+
+
+def parse_http_request(data: bytes) -> HttpRequest | None:
+    """Parse an HTTP/1 request head (and up to MAX_BODY bytes of body)."""
+    head, _, body = data.replace(b"\r\n", b"\n").partition(b"\n\n")
+    lines = head.decode("latin-1").split("\n")
+    parts = lines[0].split(" ")
+    if len(parts) != 3:
+        return None
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip()
+    return HttpRequest(parts[0], parts[1], parts[2], headers, body[:MAX_BODY])
+
+
+@dataclass(frozen=True)
+class ClientHello:
+    """What a TLS ClientHello reveals before encryption: server name and protocols."""
+
+    sni: str
+    alpn: list[str]
+
+
+def is_tls(data: bytes) -> bool:
+    """True when the bytes start like a TLS handshake record."""
+    return len(data) >= 3 and data[0] == 0x16 and data[1] == 0x03
+
+
+def parse_client_hello(data: bytes) -> ClientHello | None:
+    """SNI and ALPN from a ClientHello in the first TLS record, or None if malformed."""
+    try:
+        return _parse_client_hello(data)
+    except (IndexError, struct.error, UnicodeDecodeError):
+        return None
+
+
+def _parse_client_hello(data: bytes) -> ClientHello | None:
+    if not is_tls(data) or data[5] != 0x01:
+        return None
+    at = 5 + 4 + 2 + 32  # record header, handshake header, version, random
+    at += 1 + data[at]  # session id
+    at += 2 + struct.unpack("!H", data[at : at + 2])[0]  # cipher suites
+    at += 1 + data[at]  # compression methods
+    end = at + 2 + struct.unpack("!H", data[at : at + 2])[0]
+    at += 2
+    sni, alpn = "", []
+    while at + 4 <= min(end, len(data)):
+        kind, length = struct.unpack("!HH", data[at : at + 4])
+        body = data[at + 4 : at + 4 + length]
+        if kind == 0 and len(body) > 5:
+            sni = body[5 : 5 + struct.unpack("!H", body[3:5])[0]].decode("ascii")
+        elif kind == 16:
+            alpn = _alpn_names(body[2:])
+        at += 4 + length
+    return ClientHello(sni, alpn)
+
+
+def _alpn_names(body: bytes) -> list[str]:
+    names, at = [], 0
+    while at < len(body):
+        length = body[at]
+        names.append(body[at + 1 : at + 1 + length].decode("ascii", "replace"))
+        at += 1 + length
+    return names
+
+
+@dataclass(frozen=True)
+class Frame:
+    """An IP packet seen on the sandbox's dead-end link (traffic the NAT rules did not take)."""
+
+    version: int
+    protocol: str
+    source: str
+    destination: str
+    port: int
+    payload: bytes
+
+
+IP_PROTOCOLS = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6"}
+
+
+def parse_frame(frame: bytes) -> Frame | None:
+    """An Ethernet frame carrying IPv4 or IPv6 with TCP/UDP/ICMP; None for anything else."""
+    if len(frame) < 14:
+        return None
+    ethertype = struct.unpack("!H", frame[12:14])[0]
+    packet = frame[14:]
+    if ethertype == 0x0800 and len(packet) >= 20:
+        header = (packet[0] & 0x0F) * 4
+        return _frame(4, packet[9], packet[12:16], packet[16:20], packet[header:])
+    if ethertype == 0x86DD and len(packet) >= 40:
+        return _frame(6, packet[6], packet[8:24], packet[24:40], packet[40:])
+    return None
+
+
+def _frame(version: int, proto: int, src: bytes, dst: bytes, rest: bytes) -> Frame | None:
+    if proto not in IP_PROTOCOLS:
+        return None
+    address = ipaddress.IPv4Address if version == 4 else ipaddress.IPv6Address
+    port, payload = 0, rest
+    if proto == 17 and len(rest) >= 8:
+        port, payload = struct.unpack("!H", rest[2:4])[0], rest[8:]
+    elif proto == 6 and len(rest) >= 20:
+        port, payload = struct.unpack("!H", rest[2:4])[0], rest[(rest[12] >> 4) * 4 :]
+    return Frame(version, IP_PROTOCOLS[proto], str(address(src)), str(address(dst)), port, payload)
+
+
+def is_neighbour_noise(frame: Frame) -> bool:
+    """IPv6 neighbour discovery and multicast listener reports the kernel sends by itself."""
+    return frame.protocol == "icmpv6" and frame.payload[:1] in (
+        b"\x85",
+        b"\x86",
+        b"\x87",
+        b"\x88",
+        b"\x8f",
+    )
+
+
+def preview(data: bytes) -> str:
+    """The first bytes as hex, for protocols the sink does not understand."""
+    return data[:MAX_PREVIEW].hex()
