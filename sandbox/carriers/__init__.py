@@ -1,6 +1,16 @@
 """Carriers: pure builders from a scenario's case and payload to the bytes of a clinical file."""
 
-from sandbox.carriers import fhir, hl7, pdf, text
+from sandbox.carriers import dicom, fhir, hl7, pdf, text
 from sandbox.carriers.base import CARRIERS, Artifact, build_artifacts, register
 
-__all__ = ["CARRIERS", "Artifact", "build_artifacts", "fhir", "hl7", "pdf", "register", "text"]
+__all__ = [
+    "CARRIERS",
+    "Artifact",
+    "build_artifacts",
+    "dicom",
+    "fhir",
+    "hl7",
+    "pdf",
+    "register",
+    "text",
+]

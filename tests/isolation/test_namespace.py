@@ -64,7 +64,8 @@ def udp():
     socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"udp-canary", ("198.51.100.7", 9999))
 
 def direct_dns():
-    query = bytes.fromhex("abcd01000001000000000000") + b"\\x05probe\\x07invalid\\x00\\x00\\x01\\x00\\x01"
+    name = b"\\x05probe\\x07invalid\\x00"
+    query = bytes.fromhex("abcd01000001000000000000") + name + b"\\x00\\x01\\x00\\x01"
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.settimeout(3)
     s.sendto(query, ("198.51.100.53", 53))
