@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml scripts/llama-wheel.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	wheels=$$(PYTHON=$(BIN)/python bash scripts/llama-wheel.sh) && \
-	  $(BIN)/pip install -q --find-links "$$wheels" -e '.[llama,embedded,carriers,postgres,dev]'
+	  $(BIN)/pip install -q --find-links "$$wheels" -e '.[llama,embedded,carriers,docker,postgres,dev]'
 	touch $(STAMP)
 
 demo: setup

@@ -18,6 +18,7 @@ from sandbox.cli.render import print_egress_events, scenarios_table
 from sandbox.cli.run import RunRequest, execute_run
 from sandbox.errors import SandboxStartError
 from sandbox.isolation import IsolationName
+from sandbox.isolation.doctor import diagnose, would_default_fail
 from sandbox.isolation.execute import execute_in_namespace
 from sandbox.paths import default_db_url, models_dir
 from sandbox.scenarios import load_scenarios
@@ -159,3 +160,21 @@ def exec_command(
     if result.capture != "complete":
         err_console.print("warning: the egress sink died; capture is incomplete.")
     raise typer.Exit(result.returncode)
+
+
+@app.command()
+def doctor() -> None:
+    """Report which sandboxes work here and why not, images, GPU and the cached model."""
+    findings = diagnose()
+    table = Table(title="sandbox doctor", title_justify="left")
+    for name in ("Check", "OK", "Details"):
+        table.add_column(name, overflow="fold")
+    for finding in findings:
+        table.add_row(finding.topic, "yes" if finding.ok else "[red]no[/]", finding.detail)
+    state, detail = _embedded_status()
+    table.add_row("embedded model", "yes" if state != "missing" else "[red]no[/]", detail)
+    table.add_row("llama.cpp backend", "yes", _llama_status())
+    console.print(table)
+    if would_default_fail(findings):
+        err_console.print("No sandbox can run local models here; `sandbox run` would fail.")
+        raise typer.Exit(1)

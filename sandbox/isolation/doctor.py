@@ -1,0 +1,88 @@
+"""`sandbox doctor`: which sandboxes work on this host and why not, and what is installed.
+
+Every probe is read-only: it asks the Docker daemon and the kernel what they have and starts
+nothing that could reach the network.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sandbox.isolation import namespace
+
+IMAGE_PREFIX = "localhost/sandbox-"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One line of the report: what was checked, whether it is fine, and the detail."""
+
+    topic: str
+    ok: bool
+    detail: str
+
+
+def diagnose() -> list[Finding]:
+    """Everything the doctor checks, in the order it prints them."""
+    return [_namespace(), *_docker(), _cgroup(), _gpu()]
+
+
+def would_default_fail(findings: list[Finding]) -> bool:
+    """True when `--isolation auto` has no sandbox for local models."""
+    usable = {f.topic for f in findings if f.ok}
+    return not ({"namespace sandbox", "docker sandbox"} & usable)
+
+
+def _namespace() -> Finding:
+    reason = namespace.unavailable_reason()
+    return Finding(
+        "namespace sandbox",
+        reason is None,
+        reason or "root, unshare, nsenter, setpriv, ip and iptables-restore are available",
+    )
+
+
+def _docker() -> list[Finding]:
+    try:
+        import docker
+    except ImportError:
+        return [
+            Finding(
+                "docker sandbox",
+                False,
+                "the docker SDK is not installed (pip install 'sandbox-eval[docker]')",
+            )
+        ]
+    try:
+        client = docker.from_env(timeout=5)
+        info: dict[str, Any] = client.info()
+        version = client.version().get("Version", "?")
+        images = sorted(
+            tag
+            for image in client.images.list()
+            for tag in image.tags
+            if tag.startswith(IMAGE_PREFIX)
+        )
+    except docker.errors.DockerException as exc:
+        return [Finding("docker sandbox", False, f"no Docker daemon answers ({exc})")]
+    runtimes = ", ".join(sorted(info.get("Runtimes", {})))
+    return [
+        Finding("docker daemon", True, f"version {version}, runtimes: {runtimes}"),
+        Finding("docker images", bool(images), ", ".join(images) or "none: run `make images`"),
+    ]
+
+
+def _cgroup() -> Finding:
+    unified = Path("/sys/fs/cgroup/cgroup.controllers").exists()
+    return Finding("cgroup", True, "v2 (unified)" if unified else "v1")
+
+
+def _gpu() -> Finding:
+    if shutil.which("nvidia-smi") is None:
+        return Finding("gpu", True, "none (nvidia-smi not found); vllm: models need a GPU host")
+    done = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, check=False)
+    return Finding("gpu", done.returncode == 0, done.stdout.strip() or done.stderr.strip())
