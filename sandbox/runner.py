@@ -24,7 +24,7 @@ from sandbox.chat import ChatReply, ChatRequest, Sampling
 from sandbox.detectors import Observation, Verdict, run_checks
 from sandbox.egress import Capture, EgressEvent
 from sandbox.errors import BackendError, SandboxError, ServerStartError, TrialTimeoutError
-from sandbox.isolation import Isolation, NoIsolation
+from sandbox.isolation.select import Isolation, NoIsolation
 from sandbox.scenarios import Scenario, ScenarioFile
 from sandbox.workflows import render_request
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -102,7 +101,7 @@ def llama_command(model: Path, chat_format: str, threads: int, seed: int) -> Ser
     vocabulary-sized row per token (262k for Gemma 3) that chat completions never use: off.
     """
     settings = {
-        "model": str(model),
+        "model": "@model@",
         "model_alias": "model",
         "n_ctx": CONTEXT_TOKENS,
         "n_threads": threads,
@@ -114,21 +113,22 @@ def llama_command(model: Path, chat_format: str, threads: int, seed: int) -> Ser
     if chat_format:
         settings["chat_format"] = chat_format
     argv = [
-        sys.executable,
+        "@python@",
         "-m",
         "uvicorn",
         "--factory",
         "llama_cpp.server.app:create_app",
         "--uds",
-        "{socket}",
+        "@socket@",
         "--log-level",
         "warning",
         "--no-access-log",
     ]
     return ServerCommand(
         argv=argv,
-        env={"CONFIG_FILE": "{dir}/server.json"},
+        env={"CONFIG_FILE": "@dir@/server.json"},
         files={"server.json": json.dumps({"models": [settings]})},
+        model=model,
     )
 
 

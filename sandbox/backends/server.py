@@ -26,13 +26,33 @@ LOG_TAIL_LINES = 30
 
 @dataclass(frozen=True)
 class ServerCommand:
-    """How to start a server that listens on `{socket}`: argv, environment and files to write."""
+    """How to start a server, wherever it runs: argv, environment and files to write.
+
+    Where it runs decides the places, so argv, env and files name them by token:
+    `@python@` (the interpreter with the backend installed), `@socket@` (the Unix socket to
+    listen on), `@dir@` (a private folder holding `files`) and `@model@` (the model file).
+    """
 
     argv: list[str]
     env: dict[str, str]
     files: dict[str, str] = field(default_factory=dict)
+    model: Path | None = None
     model_name: str = "model"
     start_timeout: float = 120.0
+
+    def render(self, places: dict[str, str]) -> tuple[list[str], dict[str, str], dict[str, str]]:
+        """argv, env and files with every `@token@` replaced by its place."""
+
+        def fill(text: str) -> str:
+            for token, place in places.items():
+                text = text.replace(f"@{token}@", place)
+            return text
+
+        return (
+            [fill(a) for a in self.argv],
+            {k: fill(v) for k, v in self.env.items()},
+            {k: fill(v) for k, v in self.files.items()},
+        )
 
 
 class ModelServer(Protocol):
@@ -97,12 +117,13 @@ class ProcessServer:
         self._wait_healthy()
 
     def _materialise(self) -> tuple[list[str], dict[str, str]]:
-        values = {"socket": str(self.socket_path), "dir": str(self._dir)}
-        for name, text in self.command.files.items():
+        places = {"python": sys.executable, "socket": str(self.socket_path), "dir": str(self._dir)}
+        if self.command.model is not None:
+            places["model"] = str(self.command.model)
+        argv, env, files = self.command.render(places)
+        for name, text in files.items():
             (self._dir / name).write_text(text)
-        argv = [*self.argv_prefix(), *(part.format(**values) for part in self.command.argv)]
-        env = {k: v.format(**values) for k, v in self.command.env.items()}
-        return argv, {**_base_env(), **env}
+        return [*self.argv_prefix(), *argv], {**_base_env(), **env}
 
     def _wait_healthy(self) -> None:
         deadline = time.monotonic() + self.command.start_timeout

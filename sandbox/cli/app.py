@@ -17,9 +17,9 @@ from sandbox.chat import Sampling
 from sandbox.cli.render import print_egress_events, scenarios_table
 from sandbox.cli.run import RunRequest, execute_run
 from sandbox.errors import SandboxStartError
-from sandbox.isolation import IsolationName
 from sandbox.isolation.doctor import diagnose, would_default_fail
 from sandbox.isolation.execute import execute_in_namespace
+from sandbox.isolation.select import IsolationName
 from sandbox.paths import default_db_url, models_dir
 from sandbox.scenarios import load_scenarios
 

@@ -18,7 +18,7 @@ from sandbox.chat import Sampling
 from sandbox.cli.progress import ProgressObserver
 from sandbox.cli.render import metrics_table, safe_text
 from sandbox.errors import SandboxError, ScenarioError
-from sandbox.isolation import IsolationName, choose_isolation
+from sandbox.isolation.select import IsolationName, choose_isolation
 from sandbox.paths import results_dir
 from sandbox.report import summarise
 from sandbox.runner import RunOptions, RunOutcome, TrialSpec, plan_trials, run_trials

@@ -1,14 +1,5 @@
 """Sandboxes for model servers: the egress sink, the network rules, the isolation backends.
 
-Importing this package starts nothing and imports no optional dependency.
+This file imports nothing: the sink (`sandbox.isolation.sink`) must start in a bare container
+with only the standard library. Import the backends from `sandbox.isolation.select`.
 """
-
-from sandbox.isolation.select import (
-    Isolation,
-    IsolationName,
-    NamespaceIsolation,
-    NoIsolation,
-    choose_isolation,
-)
-
-__all__ = ["Isolation", "IsolationName", "NamespaceIsolation", "NoIsolation", "choose_isolation"]

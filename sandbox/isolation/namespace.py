@@ -48,7 +48,7 @@ class NamespaceSandbox:
         self.log_path = workdir / f"{name}-sink.log"
         self._process: subprocess.Popen[bytes] | None = None
         self._netns_fd: int | None = None  # holds the namespace even if the sink dies
-        self._offset = 0
+        self._events = EventFile(self.events_path)
 
     def start(self) -> None:
         """Start the sink in a new namespace and wait until it says the rules are in place.
@@ -118,15 +118,7 @@ class NamespaceSandbox:
 
     def take_events(self) -> list[EgressEvent]:
         """Events recorded since the last call."""
-        try:
-            with self.events_path.open("rb") as handle:
-                handle.seek(self._offset)
-                data = handle.read()
-        except FileNotFoundError:
-            return []
-        complete = data[: data.rfind(b"\n") + 1]  # a line still being written waits its turn
-        self._offset += len(complete)
-        return [EgressEvent.from_line(line) for line in complete.decode().splitlines() if line]
+        return self._events.take()
 
     def close(self) -> None:
         """Stop the sink and let go of the namespace; it disappears with its last process."""
@@ -141,6 +133,26 @@ class NamespaceSandbox:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=5)
+
+
+class EventFile:
+    """Reads a sink's JSON-lines file incrementally."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._offset = 0
+
+    def take(self) -> list[EgressEvent]:
+        """Events written since the last call; a line still being written waits its turn."""
+        try:
+            with self.path.open("rb") as handle:
+                handle.seek(self._offset)
+                data = handle.read()
+        except FileNotFoundError:
+            return []
+        complete = data[: data.rfind(b"\n") + 1]
+        self._offset += len(complete)
+        return [EgressEvent.from_line(line) for line in complete.decode().splitlines() if line]
 
 
 def _package_root() -> str:

@@ -76,8 +76,8 @@ def test_process_server_that_never_listens_times_out_and_is_stopped(tmp_path: Pa
 def test_process_server_writes_config_files_and_substitutes_the_socket(tmp_path: Path) -> None:
     script = "import os,sys; print(open(os.environ['CFG']).read(), sys.argv[1], flush=True)"
     command = ServerCommand(
-        argv=[sys.executable, "-c", script, "{socket}"],
-        env={"CFG": "{dir}/server.json"},
+        argv=["@python@", "-c", script, "@socket@"],
+        env={"CFG": "@dir@/server.json"},
         files={"server.json": '{"models": [{"n_ctx": 4096}]}'},
         start_timeout=0.5,
     )

@@ -44,9 +44,11 @@ def main(argv: list[str] | None = None) -> int:
         "ipv6": ipv6,
         "dns_port": args.dns_port,
         "tcp_port": args.tcp_port,
-        "interfaces": network.interfaces(),
+        "interfaces": network.interfaces() if args.setup_network else [],
     }
-    args.ready.write_text(json.dumps(ready))
+    partial = args.ready.with_name(args.ready.name + ".tmp")
+    partial.write_text(json.dumps(ready))
+    os.replace(partial, args.ready)  # readers never see a half-written file
     while True:
         time.sleep(3600)
 

@@ -88,19 +88,27 @@ class HttpRequest:
 
     @property
     def host(self) -> str:
-        """The Host header without a port."""
+        """The Host header without a port (`[2001:db8::1]:8080` gives `[2001:db8::1]`)."""
         host = self.headers.get("host", "")
+        if host.startswith("["):
+            return host[: host.find("]") + 1] if "]" in host else host
         return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
     @property
     def path(self) -> str:
-        """The path, also for absolute-form targets (proxy style)."""
-        return urlsplit(self.target).path or "/"
+        """The path, also for absolute-form targets (proxy style); the raw target if unparsable."""
+        try:
+            return urlsplit(self.target).path or "/"
+        except ValueError:
+            return self.target
 
     @property
     def query(self) -> str:
-        """The query string."""
-        return urlsplit(self.target).query
+        """The query string ('' when the target cannot be parsed)."""
+        try:
+            return urlsplit(self.target).query
+        except ValueError:
+            return ""
 
 
 HTTP_METHODS = (
@@ -128,8 +136,8 @@ def has_full_head(data: bytes) -> bool:
 
 def parse_http_request(data: bytes) -> HttpRequest | None:
     """Parse an HTTP/1 request head (and up to MAX_BODY bytes of body)."""
-    head, _, body = data.replace(b"\r\n", b"\n").partition(b"\n\n")
-    lines = head.decode("latin-1").split("\n")
+    head, body = _split_head(data)
+    lines = head.decode("latin-1").replace("\r\n", "\n").split("\n")
     parts = lines[0].split(" ")
     if len(parts) != 3:
         return None
@@ -139,6 +147,15 @@ def parse_http_request(data: bytes) -> HttpRequest | None:
         if sep:
             headers[name.strip().lower()] = value.strip()
     return HttpRequest(parts[0], parts[1], parts[2], headers, body[:MAX_BODY])
+
+
+def _split_head(data: bytes) -> tuple[bytes, bytes]:
+    """Head and body, split at the first blank line (CRLF or bare LF); the body is untouched."""
+    ends = [(at, len(sep)) for sep in (b"\r\n\r\n", b"\n\n") if (at := data.find(sep)) >= 0]
+    if not ends:
+        return data, b""
+    at, length = min(ends)
+    return data[:at], data[at + length :]
 
 
 @dataclass(frozen=True)
@@ -174,6 +191,8 @@ def _parse_client_hello(data: bytes) -> ClientHello | None:
     sni, alpn = "", []
     while at + 4 <= min(end, len(data)):
         kind, length = struct.unpack("!HH", data[at : at + 4])
+        if at + 4 + length > len(data):
+            break  # a cut-off extension would give a cut-off name that looks real
         body = data[at + 4 : at + 4 + length]
         if kind == 0 and len(body) > 5:
             sni = body[5 : 5 + struct.unpack("!H", body[3:5])[0]].decode("ascii")

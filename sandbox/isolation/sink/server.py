@@ -43,6 +43,11 @@ class EventLog:
             self._file.write(line + "\n")
             self._file.flush()
 
+    def close(self) -> None:
+        """Close the file."""
+        with self._lock:
+            self._file.close()
+
 
 class FakeAddresses:
     """A distinct fake IPv4 address per name, so a later connect can be tied to the name."""
@@ -75,19 +80,31 @@ class Sink:
         self.dns_port, self.tcp_port, self.ipv6 = dns_port, tcp_port, ipv6
         self._servers: list[socketserver.BaseServer] = []
 
-    def start(self, sniff_interface: str | None) -> None:
-        """Bind every listener (raising if one cannot bind) and serve in daemon threads."""
+    def start(self, sniff_interface: str | None = None) -> None:
+        """Bind every listener and serve in daemon threads; if one cannot bind, stop them all."""
         hosts = ["127.0.0.1", "::1"] if self.ipv6 else ["127.0.0.1"]
-        for host in hosts:
-            self._serve(
-                _server(socketserver.ThreadingUDPServer, host, self.dns_port, self._dns_udp)
-            )
-            self._serve(
-                _server(socketserver.ThreadingTCPServer, host, self.dns_port, self._dns_tcp)
-            )
-            self._serve(_server(socketserver.ThreadingTCPServer, host, self.tcp_port, self._tcp))
+        udp, tcp = socketserver.ThreadingUDPServer, socketserver.ThreadingTCPServer
+        try:
+            for host in hosts:
+                self._serve(_server(udp, host, self.dns_port, self._dns_udp))
+                self._serve(_server(tcp, host, self.dns_port, self._dns_tcp))
+                self._serve(_server(tcp, host, self.tcp_port, self._tcp))
+        except OSError:
+            self.stop()
+            raise
         if sniff_interface:
             threading.Thread(target=self._sniff, args=(sniff_interface,), daemon=True).start()
+
+    def stop(self) -> None:
+        """Stop serving and close every listening socket."""
+        stoppers = [threading.Thread(target=server.shutdown) for server in self._servers]
+        for stopper in stoppers:  # together: each shutdown() waits up to a poll interval
+            stopper.start()
+        for stopper in stoppers:
+            stopper.join()
+        for server in self._servers:
+            server.server_close()
+        self._servers.clear()
 
     def _serve(self, server: socketserver.BaseServer) -> None:
         self._servers.append(server)
@@ -198,6 +215,7 @@ def _server(
             "address_family": family,
             "allow_reuse_address": True,
             "daemon_threads": True,
+            "request_queue_size": 128,  # a burst of connects must not wait for a retry
         },
     )
     return cast(socketserver.BaseServer, server_class((host, port), Handler))
