@@ -93,6 +93,7 @@ class RunOptions:
     max_restarts: int = 3
     log_dir: Path = Path("results/logs")
     isolation: Isolation = field(default_factory=NoIsolation)
+    run_id: str = "adhoc"
 
 
 @dataclass
@@ -182,7 +183,9 @@ class _ServerPool:
         self.local = model.is_local
         self.replicas = min(options.concurrency, trials) if self.local else 1
         self.servers = [
-            options.isolation.make_server(model, options.log_dir, f"model{index}-server{i}")
+            options.isolation.make_server(
+                model, options.log_dir, f"model{index}-server{i}", options.run_id
+            )
             for i in range(self.replicas)
         ]
         self.startup_egress: list[EgressEvent] = []

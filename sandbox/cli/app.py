@@ -14,9 +14,10 @@ from sandbox.backends.files import embedded_expected_sha256, embedded_model_path
 from sandbox.backends.prepare import LLAMA_DIST
 from sandbox.backends.specs import SPEC_FORMS
 from sandbox.chat import Sampling
-from sandbox.cli.render import print_egress_events, scenarios_table
+from sandbox.cli.render import print_egress_events, safe_text, scenarios_table
 from sandbox.cli.run import RunRequest, execute_run
 from sandbox.errors import SandboxStartError
+from sandbox.isolation import docker
 from sandbox.isolation.doctor import diagnose, would_default_fail
 from sandbox.isolation.execute import execute_in_namespace
 from sandbox.isolation.select import IsolationName
@@ -178,3 +179,16 @@ def doctor() -> None:
     if would_default_fail(findings):
         err_console.print("No sandbox can run local models here; `sandbox run` would fail.")
         raise typer.Exit(1)
+
+
+@app.command()
+def cleanup(
+    run_id: Annotated[
+        str | None, typer.Option("--run", help="Remove this run's containers.")
+    ] = None,
+) -> None:
+    """Remove sandbox containers left by runs that were killed (or by one given run)."""
+    removed = docker.cleanup(docker.docker_client(), run_id)
+    for name in removed:
+        console.print(safe_text(f"removed {name}"))
+    console.print(f"{len(removed)} container(s) removed.")

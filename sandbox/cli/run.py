@@ -84,6 +84,7 @@ def execute_run(request: RunRequest, console: Console) -> int:
         timeout_s=request.timeout_s,
         log_dir=results_dir() / "logs" / handle.run_id,
         isolation=isolation,
+        run_id=handle.run_id,
     )
     try:
         outcome = _run_with_progress(plan, models, handle, options, console, request.verbose)

@@ -72,7 +72,9 @@ def _docker() -> list[Finding]:
     runtimes = ", ".join(sorted(info.get("Runtimes", {})))
     return [
         Finding("docker daemon", True, f"version {version}, runtimes: {runtimes}"),
-        Finding("docker images", bool(images), ", ".join(images) or "none: run `make images`"),
+        Finding(
+            "docker sandbox", bool(images), ", ".join(images) or "no images: run `make images`"
+        ),
     ]
 
 

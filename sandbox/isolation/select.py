@@ -8,11 +8,11 @@ docker      the production path (comes with the docker backend)
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
-from sandbox.backends import ModelServer, PreparedModel
-from sandbox.errors import SandboxStartError
-from sandbox.isolation import namespace
+from sandbox.backends import ModelServer, PreparedModel, ServerCommand
+from sandbox.errors import MissingDependencyError, SandboxStartError
+from sandbox.isolation import docker, namespace
 
 IsolationName = Literal["auto", "docker", "namespace", "none"]
 
@@ -22,7 +22,9 @@ class Isolation(Protocol):
 
     name: str
 
-    def make_server(self, model: PreparedModel, log_dir: Path, label: str) -> ModelServer:
+    def make_server(
+        self, model: PreparedModel, log_dir: Path, label: str, run_id: str
+    ) -> ModelServer:
         """A new, not yet started server for `model`, its files named after `label`."""
 
 
@@ -31,7 +33,9 @@ class NoIsolation:
 
     name = "none"
 
-    def make_server(self, model: PreparedModel, log_dir: Path, label: str) -> ModelServer:
+    def make_server(
+        self, model: PreparedModel, log_dir: Path, label: str, run_id: str
+    ) -> ModelServer:
         """The model's own server."""
         return model.make_server(log_dir / f"{label}.log")
 
@@ -41,16 +45,47 @@ class NamespaceIsolation:
 
     name = "namespace"
 
-    def make_server(self, model: PreparedModel, log_dir: Path, label: str) -> ModelServer:
+    def make_server(
+        self, model: PreparedModel, log_dir: Path, label: str, run_id: str
+    ) -> ModelServer:
         """A server inside a fresh namespace sandbox."""
-        if model.command is None:
-            raise SandboxStartError(
-                f"{model.provenance.spec} is an endpoint that runs elsewhere; it cannot be put "
-                "in a sandbox.",
-                hint="Use --isolation none for openai: endpoints.",
-            )
+        command = _require_local(model)
         sandbox = namespace.NamespaceSandbox(log_dir, label)
-        return namespace.NamespaceServer(model.command, log_dir / f"{label}.log", sandbox)
+        return namespace.NamespaceServer(command, log_dir / f"{label}.log", sandbox)
+
+
+class DockerIsolation:
+    """Each server in its own container, joined to its own sink container."""
+
+    name = "docker"
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def make_server(
+        self, model: PreparedModel, log_dir: Path, label: str, run_id: str
+    ) -> ModelServer:
+        """A server container inside a fresh sink container's namespace."""
+        command = _require_local(model)
+        sandbox = docker.DockerSandbox(self.client, run_id, log_dir, label)
+        image = f"{docker.LLAMA_IMAGE_REPO}:{model.provenance.backend_version}"
+        return docker.DockerServer(command, log_dir / f"{label}.log", sandbox, image)
+
+
+def _require_local(model: PreparedModel) -> ServerCommand:
+    if model.command is None:
+        raise SandboxStartError(
+            f"{model.provenance.spec} is an endpoint that runs elsewhere; it cannot be put "
+            "in a sandbox.",
+            hint="Use --isolation none for openai: endpoints.",
+        )
+    return model.command
+
+
+def docker_images_present(client: Any) -> bool:
+    """True when the sink and llama images have been built (`make images`)."""
+    tags = {tag for image in client.images.list() for tag in image.tags}
+    return docker.SINK_IMAGE in tags and any(t.startswith(docker.LLAMA_IMAGE_REPO) for t in tags)
 
 
 def choose_isolation(name: IsolationName, has_local_models: bool) -> Isolation:
@@ -64,12 +99,13 @@ def choose_isolation(name: IsolationName, has_local_models: bool) -> Isolation:
             )
         return NoIsolation()
     if name == "docker":
-        raise SandboxStartError(
-            "the docker sandbox is not available in this version.",
-            hint="Use --isolation namespace (root on Linux).",
-        )
+        return DockerIsolation(docker.docker_client())
     if name == "auto" and not has_local_models:
         return NoIsolation()
+    if name == "auto":
+        found = _usable_docker()
+        if found is not None:
+            return found
     reason = namespace.unavailable_reason()
     if reason:
         raise SandboxStartError(
@@ -77,3 +113,12 @@ def choose_isolation(name: IsolationName, has_local_models: bool) -> Isolation:
             hint="Run as root on Linux (or use an openai: endpoint with --isolation none).",
         )
     return NamespaceIsolation()
+
+
+def _usable_docker() -> DockerIsolation | None:
+    """Docker when a daemon answers and the images are built; else None (auto falls back)."""
+    try:
+        client = docker.docker_client()
+    except (SandboxStartError, MissingDependencyError):
+        return None
+    return DockerIsolation(client) if docker_images_present(client) else None

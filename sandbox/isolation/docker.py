@@ -1,0 +1,314 @@
+"""The `docker` sandbox (DESIGN.md §4.1–4.2): the production path, and the one GPU hosts use.
+
+A sink container with no network builds the dead-end link and NAT rules in its own namespace;
+the model container joins that namespace with every capability dropped, no new privileges, a
+read-only root, pid and memory limits, a non-root user and the model mounted read-only, and is
+reached over a Unix socket in a bind-mounted folder. Every container carries the label
+`org.sandbox.run`; they are removed at the end, on error, on Ctrl-C and at exit, and
+`sandbox cleanup` removes what a killed run left. This is the only importer of the docker SDK.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from sandbox import __version__
+from sandbox.backends.client import ChatClient
+from sandbox.backends.server import ServerCommand
+from sandbox.egress import Capture, EgressEvent
+from sandbox.errors import MissingDependencyError, SandboxStartError, ServerStartError
+from sandbox.isolation.namespace import READY_TIMEOUT, EventFile
+
+RUN_LABEL, OWNER_LABEL = "org.sandbox.run", "org.sandbox.owner-pid"
+SINK_IMAGE = f"localhost/sandbox-sink:{__version__}"
+LLAMA_IMAGE_REPO = "localhost/sandbox-llama"
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # the `sandbox` package folder
+IN_CONTAINER = {
+    "python": "/opt/venv/bin/python",
+    "socket": "/run/model/model.sock",
+    "dir": "/run/model",
+}
+_LIVE: set[Any] = set()  # containers this process started and has not removed yet
+
+
+def docker_client() -> Any:
+    """A client for the local daemon; SandboxStartError when none answers."""
+    try:
+        import docker
+    except ImportError as exc:
+        raise MissingDependencyError("docker", "docker") from exc
+    try:
+        client = docker.from_env(timeout=120)
+        client.ping()
+    except docker.errors.DockerException as exc:
+        raise SandboxStartError(
+            f"no Docker daemon answers: {exc}", hint="Start dockerd, or use --isolation namespace."
+        ) from exc
+    return client
+
+
+def require_image(client: Any, tag: str) -> None:
+    """Never pull: a missing image is an error that says how to build it."""
+    import docker
+
+    try:
+        client.images.get(tag)
+    except docker.errors.ImageNotFound:
+        raise SandboxStartError(
+            f"the image {tag} is not on this machine.", hint="Build it with `make images`."
+        ) from None
+
+
+def _labels(run_id: str) -> dict[str, str]:
+    return {RUN_LABEL: run_id, OWNER_LABEL: str(os.getpid())}
+
+
+def _remove(container: Any) -> None:
+    import docker
+
+    try:
+        container.remove(force=True)
+    except docker.errors.NotFound:
+        pass
+    _LIVE.discard(container)
+
+
+@atexit.register
+def _remove_leftovers() -> None:
+    for container in list(_LIVE):
+        _remove(container)
+
+
+class DockerSandbox:
+    """A sink container whose network namespace model containers join."""
+
+    def __init__(self, client: Any, run_id: str, workdir: Path, name: str) -> None:
+        self.client, self.run_id, self.name = client, run_id, name
+        self.workdir = workdir
+        self.events = EventFile(workdir / f"{name}-egress.jsonl")
+        self.ready_path = workdir / f"{name}-sink.ready"
+        self.container: Any = None
+
+    def start(self) -> None:
+        """Start the sink container and wait until its rules are in place."""
+        if self.container is not None:
+            return
+        require_image(self.client, SINK_IMAGE)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.ready_path.unlink(missing_ok=True)
+        self.container = self.client.containers.run(SINK_IMAGE, **self._spec())
+        _LIVE.add(self.container)
+        self._wait_ready()
+
+    def _spec(self) -> dict[str, Any]:
+        from docker.types import Mount
+
+        return {
+            "command": [
+                "--events",
+                f"/run/sbx/{self.events.path.name}",
+                "--ready",
+                f"/run/sbx/{self.ready_path.name}",
+                "--setup-network",
+            ],
+            "detach": True,
+            "network_mode": "none",
+            "cap_drop": ["ALL"],
+            "cap_add": ["NET_ADMIN", "NET_RAW"],
+            "security_opt": ["no-new-privileges"],
+            "read_only": True,
+            "tmpfs": {"/tmp": "size=16m"},
+            "pids_limit": 64,
+            "mem_limit": "256m",
+            "sysctls": {"net.ipv6.conf.all.disable_ipv6": "0"},
+            "mounts": [
+                Mount("/opt/sandbox/sandbox", str(PACKAGE_ROOT), type="bind", read_only=True),
+                Mount("/run/sbx", str(self.workdir.resolve()), type="bind"),
+            ],
+            "labels": _labels(self.run_id),
+            "name": f"sbx-{self.run_id}-{self.name}-sink",
+        }
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.ready_path.exists():
+                return
+            if not self.is_capturing():
+                break
+            time.sleep(0.1)
+        logs = self.container.logs(tail=30).decode(errors="replace")
+        self.close()
+        raise SandboxStartError(
+            f"the egress sink container did not become ready.\n{logs}", hint="Run `sandbox doctor`."
+        )
+
+    def is_capturing(self) -> bool:
+        """True while the sink container runs."""
+        if self.container is None:
+            return False
+        self.container.reload()
+        return bool(self.container.status == "running")
+
+    def take_events(self) -> list[EgressEvent]:
+        """Events recorded since the last call."""
+        return self.events.take()
+
+    def close(self) -> None:
+        """Remove the sink container."""
+        if self.container is not None:
+            _remove(self.container)
+            self.container = None
+
+
+class DockerServer:
+    """A model server container inside a DockerSandbox's namespace."""
+
+    def __init__(
+        self, command: ServerCommand, log_path: Path, sandbox: DockerSandbox, image: str
+    ) -> None:
+        self.command, self.log_path, self.sandbox, self.image = command, log_path, sandbox, image
+        self._dir = Path(tempfile.mkdtemp(prefix="sbx-"))  # short path for the socket
+        self._dir.chmod(0o777)  # the server runs as uid 65534 and creates its socket here
+        self.socket_path = self._dir / "model.sock"
+        self._client = ChatClient.over_socket(self.socket_path, command.model_name)
+        self.container: Any = None
+
+    @property
+    def client(self) -> ChatClient:
+        """A client connected over the socket."""
+        return self._client
+
+    def start(self) -> None:
+        """Start the sandbox (once), then the server container, and wait until it answers."""
+        self.sandbox.start()
+        self.stop()
+        require_image(self.sandbox.client, self.image)
+        self.container = self.sandbox.client.containers.run(self.image, **self._spec())
+        _LIVE.add(self.container)
+        self._wait_healthy()
+
+    def _spec(self) -> dict[str, Any]:
+        from docker.types import Mount
+
+        places = dict(IN_CONTAINER)
+        mounts = [Mount("/run/model", str(self._dir), type="bind")]
+        if self.command.model is not None:
+            places["model"] = f"/models/{self.command.model.name}"
+            mounts.append(
+                Mount(
+                    places["model"], str(self.command.model.resolve()), type="bind", read_only=True
+                )
+            )
+        argv, env, files = self.command.render(places)
+        for name, text in files.items():
+            (self._dir / name).write_text(text)
+            (self._dir / name).chmod(0o644)
+        return {
+            "command": argv,
+            "environment": env,
+            "detach": True,
+            "network_mode": f"container:{self.sandbox.container.id}",
+            "user": "65534:65534",
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges"],
+            "read_only": True,
+            "tmpfs": {"/tmp": "size=256m"},
+            "pids_limit": 512,
+            "mem_limit": "8g",
+            "mounts": mounts,
+            "labels": _labels(self.sandbox.run_id),
+            "name": f"sbx-{self.sandbox.run_id}-{self.sandbox.name}-model-{time.time_ns()}",
+        }
+
+    def _wait_healthy(self) -> None:
+        deadline = time.monotonic() + self.command.start_timeout
+        while time.monotonic() < deadline:
+            if not self.is_alive():
+                raise ServerStartError(
+                    f"the model server container exited during start-up. {self.describe_exit()}",
+                    hint=f"Full log: {self.log_path}",
+                )
+            if self.socket_path.exists() and self._client.is_healthy():
+                return
+            time.sleep(0.2)
+        self._save_log()
+        self.stop()
+        raise ServerStartError(
+            f"the model server container did not answer within {self.command.start_timeout:g} s.",
+            hint=f"Full log: {self.log_path}",
+        )
+
+    def is_alive(self) -> bool:
+        """True while the container runs."""
+        if self.container is None:
+            return False
+        self.container.reload()
+        return bool(self.container.status == "running")
+
+    def describe_exit(self) -> str:
+        """Exit status and the container log's last lines."""
+        if self.container is None:
+            return "Model server not running."
+        self.container.reload()
+        code = self.container.attrs.get("State", {}).get("ExitCode")
+        tail = self._save_log()
+        return f"Model server container exit status {code}; last log lines:\n{tail}"
+
+    def _save_log(self) -> str:
+        logs = self.container.logs().decode(errors="replace") if self.container else ""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_path.write_text(logs)
+        return "\n".join(logs.strip().splitlines()[-30:]) or "(log is empty)"
+
+    def take_egress(self) -> list[EgressEvent]:
+        """What the sink recorded since the last call."""
+        return self.sandbox.take_events()
+
+    def capture(self) -> Capture:
+        """Complete while the sink container runs; incomplete once it died."""
+        return "complete" if self.sandbox.is_capturing() else "incomplete"
+
+    def stop(self) -> None:
+        """Remove the server container (its log is kept in log_path)."""
+        if self.container is not None:
+            self._save_log()
+            _remove(self.container)
+            self.container = None
+
+    def close(self) -> None:
+        """Remove the containers and the socket folder."""
+        self.stop()
+        self.sandbox.close()
+        self._client.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def cleanup(client: Any, run_id: str | None = None) -> list[str]:
+    """Remove containers of dead runs (owner process gone), or of one run; their names."""
+    removed = []
+    for container in client.containers.list(all=True, filters={"label": RUN_LABEL}):
+        labels = container.labels
+        owner = int(labels.get(OWNER_LABEL, "0") or 0)
+        if (run_id is None and not _is_running(owner)) or labels.get(RUN_LABEL) == run_id:
+            removed.append(container.name)
+            _remove(container)
+    return removed
+
+
+def _is_running(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
