@@ -18,8 +18,9 @@ from sandbox.cli.render import print_egress_events, safe_text, scenarios_table
 from sandbox.cli.run import RunRequest, execute_run
 from sandbox.errors import SandboxStartError
 from sandbox.isolation import docker
+from sandbox.isolation.docker import default_llama_image
 from sandbox.isolation.doctor import diagnose, would_default_fail
-from sandbox.isolation.execute import execute_in_namespace
+from sandbox.isolation.execute import execute_in_docker, execute_in_namespace
 from sandbox.isolation.select import IsolationName
 from sandbox.paths import default_db_url, models_dir
 from sandbox.scenarios import load_scenarios
@@ -146,17 +147,23 @@ def validate_scenarios(paths: Paths) -> None:
 def exec_command(
     command: Annotated[list[str], typer.Argument(help="The command, after --.")],
     isolation: Annotated[str, typer.Option(help="namespace or docker.")] = "namespace",
-    image: Annotated[str | None, typer.Option(help="Image to run in (docker only).")] = None,
+    image: Annotated[
+        str | None, typer.Option(help="Image to run in (docker; default: the llama image).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Events as JSON lines.")] = False,
     timeout: Annotated[float | None, typer.Option(help="Seconds before it is stopped.")] = None,
 ) -> None:
     """Run COMMAND in a fresh sandbox as a model server would; print every egress attempt."""
-    if isolation != "namespace" or image:
+    if isolation == "docker":
+        result = execute_in_docker(command, image or default_llama_image(), timeout_s=timeout)
+    elif isolation == "namespace" and not image:
+        result = execute_in_namespace(command, timeout_s=timeout)
+    else:
         raise SandboxStartError(
-            "sandbox exec supports --isolation namespace in this version.",
-            hint="Drop --image and --isolation.",
+            f"sandbox exec runs with --isolation namespace or docker, not {isolation!r}; "
+            "--image needs docker.",
+            hint="Use --isolation docker --image IMAGE, or --isolation namespace.",
         )
-    result = execute_in_namespace(command, timeout_s=timeout)
     print_egress_events(console, result.events, as_json)
     if result.capture != "complete":
         err_console.print("warning: the egress sink died; capture is incomplete.")

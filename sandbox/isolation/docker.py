@@ -35,6 +35,17 @@ IN_CONTAINER = {
     "dir": "/run/model",
 }
 _LIVE: set[Any] = set()  # containers this process started and has not removed yet
+_CLIENTS: list[Any] = []  # clients this process used, to find untracked leftovers at exit
+
+
+def default_llama_image() -> str:
+    """The llama.cpp server image for the installed llama-cpp-python version."""
+    from importlib import metadata
+
+    try:
+        return f"{LLAMA_IMAGE_REPO}:{metadata.version('llama-cpp-python')}"
+    except metadata.PackageNotFoundError:
+        return f"{LLAMA_IMAGE_REPO}:latest"
 
 
 def docker_client() -> Any:
@@ -46,6 +57,7 @@ def docker_client() -> Any:
     try:
         client = docker.from_env(timeout=120)
         client.ping()
+        _CLIENTS.append(client)
     except docker.errors.DockerException as exc:
         raise SandboxStartError(
             f"no Docker daemon answers: {exc}", hint="Start dockerd, or use --isolation namespace."
@@ -81,8 +93,16 @@ def _remove(container: Any) -> None:
 
 @atexit.register
 def _remove_leftovers() -> None:
+    """At exit, remove what this process started, tracked or not.
+
+    A Ctrl-C during `containers.run` can leave a container created but never tracked.
+    """
     for container in list(_LIVE):
         _remove(container)
+    for client in _CLIENTS:
+        owned = {"label": f"{OWNER_LABEL}={os.getpid()}"}
+        for container in client.containers.list(all=True, filters=owned):
+            _remove(container)
 
 
 class DockerSandbox:
@@ -214,16 +234,11 @@ class DockerServer:
             "command": argv,
             "environment": env,
             "detach": True,
-            "network_mode": f"container:{self.sandbox.container.id}",
-            "user": "65534:65534",
-            "cap_drop": ["ALL"],
-            "security_opt": ["no-new-privileges"],
-            "read_only": True,
             "tmpfs": {"/tmp": "size=256m"},
             "pids_limit": 512,
             "mem_limit": "8g",
             "mounts": mounts,
-            "labels": _labels(self.sandbox.run_id),
+            **hardening(self.sandbox),
             "name": f"sbx-{self.sandbox.run_id}-{self.sandbox.name}-model-{time.time_ns()}",
         }
 
@@ -288,6 +303,43 @@ class DockerServer:
         self.sandbox.close()
         self._client.close()
         shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def hardening(sandbox: DockerSandbox) -> dict[str, Any]:
+    """What every container that joins a sandbox gets: its namespace and no privileges."""
+    return {
+        "network_mode": f"container:{sandbox.container.id}",
+        "user": "65534:65534",
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+        "read_only": True,
+        "labels": _labels(sandbox.run_id),
+    }
+
+
+def run_to_completion(
+    sandbox: DockerSandbox, image: str, argv: list[str], timeout_s: float | None
+) -> int:
+    """Run a command in a hardened container in the sandbox; print its output; its status."""
+    container = sandbox.client.containers.run(
+        image,
+        command=argv,
+        detach=True,
+        tmpfs={"/tmp": "size=64m"},
+        pids_limit=512,
+        **hardening(sandbox),
+    )
+    _LIVE.add(container)
+    import requests  # the docker SDK's transport: its wait() time-out is a requests error
+
+    try:
+        result = container.wait(timeout=timeout_s)
+        return int(result.get("StatusCode", 1))
+    except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+        return 124
+    finally:
+        print(container.logs().decode(errors="replace"), end="", flush=True)
+        _remove(container)
 
 
 def cleanup(client: Any, run_id: str | None = None) -> list[str]:

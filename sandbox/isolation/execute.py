@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sandbox.egress import Capture, EgressEvent
 from sandbox.errors import SandboxError
+from sandbox.isolation import docker
 from sandbox.isolation.namespace import NamespaceSandbox
 
 SETTLE_S = 0.3  # the sink writes an event just after the connection closes
@@ -54,3 +55,25 @@ def _run(prefix: list[str], argv: Sequence[str], timeout_s: float | None) -> int
         raise SandboxError(f"cannot run {argv[0]!r}: {exc.strerror}.") from exc
     except subprocess.TimeoutExpired:
         return 124
+
+
+def execute_in_docker(
+    argv: Sequence[str], image: str, workdir: Path | None = None, timeout_s: float | None = None
+) -> ExecResult:
+    """Run `argv` in `image`, hardened as a model container, inside a fresh sink's namespace."""
+    if not argv:
+        raise SandboxError("no command to run.", hint="Write it after --, e.g. -- curl URL")
+    client = docker.docker_client()
+    docker.require_image(client, image)
+    with tempfile.TemporaryDirectory(prefix="sbx-exec-") as tmp:
+        sandbox = docker.DockerSandbox(
+            client, f"exec-{time.time_ns()}", workdir or Path(tmp), "exec"
+        )
+        sandbox.start()
+        try:
+            returncode = docker.run_to_completion(sandbox, image, list(argv), timeout_s)
+            time.sleep(SETTLE_S)
+            capture: Capture = "complete" if sandbox.is_capturing() else "incomplete"
+            return ExecResult(returncode, sandbox.take_events(), capture)
+        finally:
+            sandbox.close()
