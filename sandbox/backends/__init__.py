@@ -8,6 +8,7 @@ from sandbox.backends.specs import (
     GgufSpec,
     ModelSpec,
     OpenAISpec,
+    VllmSpec,
     parse_model_spec,
 )
 
@@ -22,6 +23,7 @@ __all__ = [
     "PreparedModel",
     "ProcessServer",
     "ServerCommand",
+    "VllmSpec",
     "parse_model_spec",
     "prepare_model",
 ]

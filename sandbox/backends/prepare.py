@@ -12,12 +12,14 @@ from pydantic import BaseModel, ConfigDict
 from sandbox.backends.client import ChatClient
 from sandbox.backends.files import ensure_embedded_model, sha256_file
 from sandbox.backends.server import ModelServer, ProcessServer, ServerCommand
-from sandbox.backends.specs import EmbeddedSpec, GgufSpec, OpenAISpec
+from sandbox.backends.specs import AnySpec, EmbeddedSpec, OpenAISpec, VllmSpec
+from sandbox.backends.vllm import VLLM_VERSION, folder_manifest_sha256, vllm_command
 from sandbox.chat import Sampling
 from sandbox.egress import Capture, EgressEvent
 from sandbox.errors import MissingDependencyError, ServerStartError
 
 LLAMA_DIST = "llama-cpp-python"
+LLAMA_IMAGE_REPO = "localhost/sandbox-llama"
 CONTEXT_TOKENS = 4096
 
 
@@ -58,9 +60,22 @@ class PreparedModel:
 
 
 def prepare_model(
-    spec: EmbeddedSpec | GgufSpec | OpenAISpec, sampling: Sampling, threads: int
+    spec: AnySpec, sampling: Sampling, threads: int, allow_startup_egress: bool = False
 ) -> PreparedModel:
     """Resolve files and versions for a spec; nothing is started yet."""
+    if isinstance(spec, VllmSpec):
+        provenance = ModelProvenance(
+            spec=spec.label(),
+            backend="vllm",
+            backend_version=VLLM_VERSION,
+            name=spec.path.name,
+            file_path=str(spec.path),
+            file_sha256=folder_manifest_sha256(spec.path),
+            sampling=sampling,
+        )
+        return PreparedModel(
+            provenance, vllm_command(spec.path, sampling.seed, allow_startup_egress)
+        )
     if isinstance(spec, OpenAISpec):
         provenance = ModelProvenance(
             spec=spec.label(),
@@ -82,7 +97,10 @@ def prepare_model(
         chat_format=chat_format,
         sampling=sampling,
     )
-    return PreparedModel(provenance, llama_command(path, chat_format, threads, sampling.seed))
+    image = f"{LLAMA_IMAGE_REPO}:{provenance.backend_version}"
+    return PreparedModel(
+        provenance, llama_command(path, chat_format, threads, sampling.seed, image)
+    )
 
 
 def llama_version() -> str:
@@ -93,7 +111,9 @@ def llama_version() -> str:
         raise MissingDependencyError("llama_cpp", "llama") from exc
 
 
-def llama_command(model: Path, chat_format: str, threads: int, seed: int) -> ServerCommand:
+def llama_command(
+    model: Path, chat_format: str, threads: int, seed: int, image: str = ""
+) -> ServerCommand:
     """llama-cpp-python's server under uvicorn on a Unix socket, configured by a JSON file.
 
     The embedded Gemma GGUF has no chat template, hence the explicit `gemma` chat format.
@@ -129,6 +149,7 @@ def llama_command(model: Path, chat_format: str, threads: int, seed: int) -> Ser
         env={"CONFIG_FILE": "@dir@/server.json"},
         files={"server.json": json.dumps({"models": [settings]})},
         model=model,
+        image=image,
     )
 
 

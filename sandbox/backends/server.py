@@ -39,6 +39,8 @@ class ServerCommand:
     model: Path | None = None
     model_name: str = "model"
     start_timeout: float = 120.0
+    image: str = ""  # the container image that has the server (docker sandbox)
+    gpus: bool = False  # needs GPUs: only the docker sandbox on a GPU host can run it
 
     def render(self, places: dict[str, str]) -> tuple[list[str], dict[str, str], dict[str, str]]:
         """argv, env and files with every `@token@` replaced by its place."""

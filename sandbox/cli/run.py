@@ -43,6 +43,7 @@ class RunRequest:
     sampling: Sampling
     timeout_s: float
     isolation: IsolationName = "auto"
+    allow_startup_egress: bool = False
 
 
 def load_or_fail(paths: Sequence[Path]) -> list[ScenarioFile]:
@@ -70,7 +71,10 @@ def execute_run(request: RunRequest, console: Console) -> int:
     store = open_store(request.db_url)
     threads = max(1, _cpu_count() // max(1, request.concurrency))
     with console.status("Preparing models (assembling and hashing model files)..."):
-        models = [prepare_model(spec, request.sampling, threads) for spec in specs]
+        models = [
+            prepare_model(spec, request.sampling, threads, request.allow_startup_egress)
+            for spec in specs
+        ]
     config = _run_config(request, files, [m.provenance for m in models], isolation.name)
     handle = store.begin_run(config, resume=request.resume)
     verb = "Resuming" if handle.resumed else "Starting"

@@ -20,6 +20,7 @@ from typing import Any
 
 from sandbox import __version__
 from sandbox.backends.client import ChatClient
+from sandbox.backends.prepare import LLAMA_IMAGE_REPO
 from sandbox.backends.server import ServerCommand
 from sandbox.egress import Capture, EgressEvent
 from sandbox.errors import MissingDependencyError, SandboxStartError, ServerStartError
@@ -27,7 +28,6 @@ from sandbox.isolation.namespace import READY_TIMEOUT, EventFile
 
 RUN_LABEL, OWNER_LABEL = "org.sandbox.run", "org.sandbox.owner-pid"
 SINK_IMAGE = f"localhost/sandbox-sink:{__version__}"
-LLAMA_IMAGE_REPO = "localhost/sandbox-llama"
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # the `sandbox` package folder
 IN_CONTAINER = {
     "python": "/opt/venv/bin/python",
@@ -215,7 +215,8 @@ class DockerServer:
         self._wait_healthy()
 
     def _spec(self) -> dict[str, Any]:
-        from docker.types import Mount
+        """The container's settings: hardening, mounts, and GPUs when the server needs them."""
+        from docker.types import DeviceRequest, Mount
 
         places = dict(IN_CONTAINER)
         mounts = [Mount("/run/model", str(self._dir), type="bind")]
@@ -230,7 +231,7 @@ class DockerServer:
         for name, text in files.items():
             (self._dir / name).write_text(text)
             (self._dir / name).chmod(0o644)
-        return {
+        spec: dict[str, Any] = {
             "command": argv,
             "environment": env,
             "detach": True,
@@ -241,6 +242,11 @@ class DockerServer:
             **hardening(self.sandbox),
             "name": f"sbx-{self.sandbox.run_id}-{self.sandbox.name}-model-{time.time_ns()}",
         }
+        if self.command.gpus:  # vLLM: every GPU, shared memory for its workers, more threads
+            spec["device_requests"] = [DeviceRequest(count=-1, capabilities=[["gpu"]])]
+            spec.update(shm_size="8g", pids_limit=4096, mem_limit=None)
+            spec["tmpfs"] = {"/tmp": "size=16g"}
+        return spec
 
     def _wait_healthy(self) -> None:
         deadline = time.monotonic() + self.command.start_timeout

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from sandbox.backends import ModelServer, PreparedModel, ServerCommand
+from sandbox.backends.prepare import LLAMA_IMAGE_REPO
 from sandbox.errors import MissingDependencyError, SandboxStartError
 from sandbox.isolation import docker, namespace
 
@@ -50,6 +51,11 @@ class NamespaceIsolation:
     ) -> ModelServer:
         """A server inside a fresh namespace sandbox."""
         command = _require_local(model)
+        if command.gpus:
+            raise SandboxStartError(
+                f"{model.provenance.spec} needs GPUs, which only the docker sandbox provides.",
+                hint="Use --isolation docker on a GPU host.",
+            )
         sandbox = namespace.NamespaceSandbox(log_dir, label)
         return namespace.NamespaceServer(command, log_dir / f"{label}.log", sandbox)
 
@@ -68,8 +74,7 @@ class DockerIsolation:
         """A server container inside a fresh sink container's namespace."""
         command = _require_local(model)
         sandbox = docker.DockerSandbox(self.client, run_id, log_dir, label)
-        image = f"{docker.LLAMA_IMAGE_REPO}:{model.provenance.backend_version}"
-        return docker.DockerServer(command, log_dir / f"{label}.log", sandbox, image)
+        return docker.DockerServer(command, log_dir / f"{label}.log", sandbox, command.image)
 
 
 def _require_local(model: PreparedModel) -> ServerCommand:
@@ -85,7 +90,7 @@ def _require_local(model: PreparedModel) -> ServerCommand:
 def docker_images_present(client: Any) -> bool:
     """True when the sink and llama images have been built (`make images`)."""
     tags = {tag for image in client.images.list() for tag in image.tags}
-    return docker.SINK_IMAGE in tags and any(t.startswith(docker.LLAMA_IMAGE_REPO) for t in tags)
+    return docker.SINK_IMAGE in tags and any(t.startswith(LLAMA_IMAGE_REPO) for t in tags)
 
 
 def choose_isolation(name: IsolationName, has_local_models: bool) -> Isolation:
