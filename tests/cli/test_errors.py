@@ -29,7 +29,7 @@ def _sandbox(*args: str) -> subprocess.CompletedProcess[str]:
         (
             ["run", str(SCENARIOS), "--model", "llama3"],
             "is not a model spec",
-            "embedded, gguf:PATH, openai:URL#MODEL",
+            "embedded, gguf:PATH, vllm:PATH, openai:URL#MODEL",
         ),
         (["run", "/absent/scenarios"], "no such file or folder", "Check the path"),
     ],
