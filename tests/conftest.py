@@ -13,12 +13,14 @@ import yaml
 
 from tests.helpers import SHARED_CACHE, scenario_data
 
+REQUIRE_FLAGS = ("SANDBOX_REQUIRE_POSTGRES", "SANDBOX_REQUIRE_DOCKER")
+
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Clear SANDBOX_* and point every data folder at tmp_path."""
     for name in list(os.environ):
-        if name.startswith("SANDBOX_") and name not in ("SANDBOX_REQUIRE_POSTGRES",):
+        if name.startswith("SANDBOX_") and name not in REQUIRE_FLAGS:
             monkeypatch.delenv(name)
     monkeypatch.setenv("SANDBOX_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("SANDBOX_RESULTS_DIR", str(tmp_path / "results"))
