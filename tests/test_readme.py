@@ -39,6 +39,7 @@ def test_readme_scenario_example_is_a_valid_scenario(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("argv", _console_commands(), ids=lambda argv: " ".join(argv[1:3]))
 def test_readme_commands_use_real_subcommands_and_options(argv: list[str]) -> None:
+    argv = argv[: argv.index("--")] if "--" in argv else argv  # the rest is the user's command
     words = [w for w in argv[1:] if not w.startswith("-")]
     subcommand = words[:2] if words[0] == "scenarios" else words[:1]
     done = subprocess.run(

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sandbox.errors import CarrierError, ScenarioError
+from sandbox.scenarios.loader import ScenarioFile
 from sandbox.scenarios.models import Input, Scenario
 
 
@@ -36,3 +38,13 @@ def register(name: str) -> Callable[[CarrierBuilder], CarrierBuilder]:
 def build_artifacts(scenario: Scenario) -> list[Artifact]:
     """Build every input of a scenario (attacked or clean twin) with its carrier."""
     return [CARRIERS[item.carrier](scenario, item) for item in scenario.inputs]
+
+
+def check_buildable(file: ScenarioFile) -> ScenarioError | None:
+    """Build both variants once, so a payload that does not fit is found before any model runs."""
+    for scenario in (file.scenario, file.scenario.clean_twin()):
+        try:
+            build_artifacts(scenario)
+        except CarrierError as exc:
+            return ScenarioError(f"{file.path}: {exc.message}", hint=exc.hint)
+    return None

@@ -13,6 +13,7 @@ from rich.table import Table
 from sandbox.backends.files import embedded_expected_sha256, embedded_model_path, sha256_file
 from sandbox.backends.prepare import LLAMA_DIST
 from sandbox.backends.specs import SPEC_FORMS
+from sandbox.carriers import build_artifacts, check_buildable
 from sandbox.chat import Sampling
 from sandbox.cli.render import print_egress_events, safe_text, scenarios_table
 from sandbox.cli.run import RunRequest, execute_run
@@ -23,7 +24,8 @@ from sandbox.isolation.doctor import diagnose, would_default_fail
 from sandbox.isolation.execute import execute_in_docker, execute_in_namespace
 from sandbox.isolation.select import IsolationName
 from sandbox.paths import default_db_url, models_dir
-from sandbox.scenarios import load_scenarios
+from sandbox.scenarios import Scenario, load_scenarios
+from sandbox.workflows import render_request
 
 app = typer.Typer(
     help="Sandboxed red-team evaluation of local LLMs in clinical radiology workflows.",
@@ -33,6 +35,8 @@ app = typer.Typer(
 )
 scenarios_app = typer.Typer(help="List and validate scenario files.", no_args_is_help=True)
 app.add_typer(scenarios_app, name="scenarios")
+carriers_app = typer.Typer(help="Build the clinical files of a scenario.", no_args_is_help=True)
+app.add_typer(carriers_app, name="carriers")
 # Piped output (CI logs, files) gets a wide table instead of rich's 80-column default.
 _WIDTH = None if sys.stdout.isatty() else 140
 console = Console(width=_WIDTH)
@@ -127,7 +131,7 @@ def _llama_status() -> str:
 @scenarios_app.command("list")
 def list_scenarios(paths: Paths) -> None:
     """Show the scenarios under PATHS."""
-    loaded = load_scenarios(paths)
+    loaded = load_scenarios(paths, check_buildable)
     console.print(scenarios_table(loaded.files))
     for error in loaded.errors:
         err_console.print(str(error), markup=False, highlight=False)
@@ -136,8 +140,8 @@ def list_scenarios(paths: Paths) -> None:
 
 @scenarios_app.command("validate")
 def validate_scenarios(paths: Paths) -> None:
-    """Check scenario files strictly; exit 1 listing every invalid file."""
-    loaded = load_scenarios(paths)
+    """Check scenario files strictly (and build their files); exit 1 listing every invalid one."""
+    loaded = load_scenarios(paths, check_buildable)
     for error in loaded.errors:
         err_console.print(str(error), markup=False, highlight=False)
     total = len(loaded.files) + len(loaded.errors)
@@ -204,3 +208,42 @@ def cleanup(
     for name in removed:
         console.print(safe_text(f"removed {name}"))
     console.print(f"{len(removed)} container(s) removed.")
+
+
+@app.command()
+def render(
+    scenario: Annotated[Path, typer.Argument(help="A scenario file.")],
+    clean: Annotated[bool, typer.Option(help="Render the clean twin instead.")] = False,
+) -> None:
+    """Print the exact chat request a model would receive for SCENARIO."""
+    chosen = _one_scenario(scenario)
+    variant = chosen.clean_twin() if clean else chosen
+    request = render_request(variant, build_artifacts(variant))
+    for message in request.messages:
+        console.print(safe_text(f"[{message.role}]", style="bold cyan"))
+        console.print(safe_text(message.content))
+
+
+@carriers_app.command("build")
+def build_carriers(
+    scenario: Annotated[Path, typer.Argument(help="A scenario file.")],
+    out: Annotated[Path, typer.Option(help="Folder to write the files into.")],
+) -> None:
+    """Write the files of SCENARIO and of its clean twin, to open in your own viewer."""
+    chosen = _one_scenario(scenario)
+    for variant in (chosen, chosen.clean_twin()):
+        folder = out / variant.variant
+        folder.mkdir(parents=True, exist_ok=True)
+        for index, artifact in enumerate(build_artifacts(variant)):
+            path = folder / f"{index}-{artifact.name}"
+            path.write_bytes(artifact.data)
+            console.print(
+                safe_text(f"wrote {path} ({artifact.media_type}, {len(artifact.data)} bytes)")
+            )
+
+
+def _one_scenario(path: Path) -> Scenario:
+    loaded = load_scenarios([path], check_buildable)
+    if loaded.errors:
+        raise loaded.errors[0]
+    return loaded.files[0].scenario

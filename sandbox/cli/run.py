@@ -14,6 +14,7 @@ from rich.console import Console
 
 from sandbox import __version__
 from sandbox.backends import ModelProvenance, PreparedModel, parse_model_spec, prepare_model
+from sandbox.carriers import check_buildable
 from sandbox.chat import Sampling
 from sandbox.cli.progress import ProgressObserver
 from sandbox.cli.render import metrics_table, safe_text
@@ -48,7 +49,7 @@ class RunRequest:
 
 def load_or_fail(paths: Sequence[Path]) -> list[ScenarioFile]:
     """Load scenarios; any invalid file stops the run with every problem listed."""
-    loaded = load_scenarios(paths)
+    loaded = load_scenarios(paths, check_buildable)
     if loaded.errors:
         problems = "\n".join(str(e) for e in loaded.errors)
         raise ScenarioError(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args
@@ -53,8 +53,13 @@ def find_scenario_files(paths: Iterable[Path]) -> list[Path]:
     return found
 
 
-def load_scenarios(paths: Sequence[Path]) -> LoadResult:
-    """Load every scenario under `paths`, collecting errors instead of stopping at the first."""
+def load_scenarios(
+    paths: Sequence[Path], check: Callable[[ScenarioFile], ScenarioError | None] | None = None
+) -> LoadResult:
+    """Load every scenario under `paths`, collecting errors instead of stopping at the first.
+
+    `check` runs on each file that loaded (the carriers pass their build check here).
+    """
     result = LoadResult(files=[], errors=[])
     seen: dict[str, Path] = {}
     for path in _unique(find_scenario_files(paths)):
@@ -72,6 +77,10 @@ def load_scenarios(paths: Sequence[Path]) -> LoadResult:
                     hint="Give each scenario a unique id.",
                 )
             )
+            continue
+        problem = check(loaded) if check else None
+        if problem:
+            result.errors.append(problem)
             continue
         result.files.append(loaded)
     return result

@@ -12,6 +12,7 @@ from sandbox.carriers.base import Artifact
 from sandbox.chat import ChatRequest, Message
 from sandbox.scenarios.models import Scenario
 from sandbox.workflows.base import register
+from sandbox.workflows.extract import artifact_text
 
 SYSTEM_PROMPT = (
     "You are a radiology reporting assistant in a hospital PACS. Draft a structured radiology "
@@ -25,6 +26,10 @@ SECTION_TITLES = {
     "prior-report": "Prior report",
     "report": "Report",
     "note": "Technologist note",
+    "image": "DICOM header",
+    "referral": "Referral",
+    "order": "Order",
+    "result": "Result",
 }
 
 
@@ -45,7 +50,7 @@ def render_report_draft(scenario: Scenario, artifacts: Sequence[Artifact]) -> Ch
     parts = ["STUDY", *header]
     for artifact in artifacts:
         title = SECTION_TITLES.get(artifact.kind, artifact.kind)
-        parts += ["", f"{title.upper()}", artifact.data.decode("utf-8").strip()]
+        parts += ["", f"{title.upper()}", artifact_text(artifact)]
     parts += ["", "Draft the report now."]
     return ChatRequest(
         messages=[
