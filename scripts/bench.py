@@ -6,7 +6,9 @@ threads, sampling and token limit; alternately, ROUNDS times, because these mach
 Prints and writes to results/bench.json:
   - median wall time of each, and the ratio of the medians (harness / direct),
   - time from the command's start to the first trial's start,
-  - completion tokens of each, to show both did the same work.
+  - completion tokens of each, to show both did the same work;
+  - the cold start (nothing → server answering) of the bare server and of each sandbox this
+    host supports (namespace, docker), with their ratio to the bare server.
 """
 
 from __future__ import annotations
@@ -20,11 +22,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sandbox.backends import EmbeddedSpec, ModelServer, prepare_model
 from sandbox.backends.files import ensure_embedded_model
 from sandbox.carriers import build_artifacts
+from sandbox.chat import Sampling
+from sandbox.isolation import namespace
+from sandbox.isolation.select import NamespaceIsolation, usable_docker
 from sandbox.scenarios import load_scenarios
 from sandbox.workflows import render_request
 
@@ -105,6 +112,42 @@ def run_direct() -> dict[str, float]:
     }
 
 
+def server_makers() -> dict[str, Callable[[Path], ModelServer]]:
+    """The bare server and every sandbox this host supports, as server factories."""
+    model = prepare_model(EmbeddedSpec(), Sampling(), THREADS)
+    makers: dict[str, Callable[[Path], ModelServer]] = {
+        "bare": lambda d: model.make_server(d / "bare.log"),
+    }
+    if namespace.unavailable_reason() is None:
+        makers["namespace"] = lambda d: NamespaceIsolation().make_server(model, d, "ns", "bench")
+    docker = usable_docker()
+    if docker is not None:
+        makers["docker"] = lambda d: docker.make_server(model, d, "dk", "bench")
+    return makers
+
+
+def cold_start(make: Callable[[Path], ModelServer]) -> float:
+    """Seconds from nothing to a server answering its health check (sandbox included)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        server = make(Path(tmp))
+        started = time.perf_counter()
+        try:
+            server.start()
+            return time.perf_counter() - started
+        finally:
+            server.close()
+
+
+def cold_starts() -> dict[str, float]:
+    """Median cold start per backend over ROUNDS, taken round-robin."""
+    makers = server_makers()
+    times: dict[str, list[float]] = {name: [] for name in makers}
+    for _ in range(ROUNDS):
+        for name, make in makers.items():
+            times[name].append(cold_start(make))
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 def median_of(rounds: list[dict[str, float]]) -> dict[str, float]:
     """The median of each figure over the rounds."""
     return {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
@@ -118,6 +161,7 @@ def main() -> None:
             harness_rounds.append(run_harness(Path(tmp) / "bench.db"))
         direct_rounds.append(run_direct())
     harness, direct = median_of(harness_rounds), median_of(direct_rounds)
+    starts = cold_starts()
     figures = {
         "when": datetime.now().isoformat(timespec="seconds"),
         "machine": {
@@ -133,6 +177,8 @@ def main() -> None:
         "harness_rounds": harness_rounds,
         "direct_rounds": direct_rounds,
         "ratio_wall": harness["wall_s"] / direct["wall_s"],
+        "cold_start_s": starts,
+        "cold_start_ratio": {name: s / starts["bare"] for name, s in starts.items()},
     }
     out = REPO / "results" / "bench.json"
     out.parent.mkdir(exist_ok=True)
@@ -151,6 +197,9 @@ def main() -> None:
     )
     print(f"ratio harness / direct:     {figures['ratio_wall']:.2f}")
     print(f"command start → 1st trial:  {harness['first_trial_s']:.2f} s")
+    for name, seconds in starts.items():
+        ratio = figures["cold_start_ratio"][name]  # type: ignore[index]
+        print(f"cold start, {name + ':':<11}    {seconds:.2f} s  ({ratio:.2f} × bare)")
     print(f"written to {out}")
 
 

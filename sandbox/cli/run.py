@@ -26,7 +26,7 @@ from sandbox.runner import RunOptions, RunOutcome, TrialSpec, plan_trials, run_t
 from sandbox.scenarios import ScenarioFile, load_scenarios
 from sandbox.store import EgressSummary, RunConfig, RunHandle, TrialSummary, open_store
 
-EXIT_ERRORED_TRIALS = 3
+EXIT_INCOMPLETE = 3  # errored trials, or a sink died (capture incomplete): rerun to complete
 EXIT_INTERRUPTED = 130
 
 
@@ -105,10 +105,16 @@ def execute_run(request: RunRequest, console: Console) -> int:
         return EXIT_INTERRUPTED
     summaries = store.trial_summaries(handle.run_id)
     errored = sum(s.status == "error" for s in summaries)
-    store.finish_run(handle.run_id, "incomplete" if errored else "complete")
+    egress = store.egress_summary(handle.run_id)
+    status = "complete"
+    if not egress.capture_complete:
+        status = "capture-incomplete"
+    if errored:
+        status = "incomplete"
+    store.finish_run(handle.run_id, status)
     _print_summary(console, handle.run_id, outcome, summaries, errored, request.db_url)
-    _print_egress(console, store.egress_summary(handle.run_id), isolation.name)
-    return EXIT_ERRORED_TRIALS if errored else 0
+    _print_egress(console, egress, isolation.name)
+    return 0 if status == "complete" else EXIT_INCOMPLETE
 
 
 def _run_with_progress(

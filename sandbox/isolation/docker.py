@@ -103,6 +103,7 @@ def _remove_leftovers() -> None:
         owned = {"label": f"{OWNER_LABEL}={os.getpid()}"}
         for container in client.containers.list(all=True, filters=owned):
             _remove(container)
+        client.close()
 
 
 class DockerSandbox:

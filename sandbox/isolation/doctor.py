@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,15 +59,15 @@ def _docker() -> list[Finding]:
             )
         ]
     try:
-        client = docker.from_env(timeout=5)
-        info: dict[str, Any] = client.info()
-        version = client.version().get("Version", "?")
-        images = sorted(
-            tag
-            for image in client.images.list()
-            for tag in image.tags
-            if tag.startswith(IMAGE_PREFIX)
-        )
+        with closing(docker.from_env(timeout=5)) as client:
+            info: dict[str, Any] = client.info()
+            version = client.version().get("Version", "?")
+            images = sorted(
+                tag
+                for image in client.images.list()
+                for tag in image.tags
+                if tag.startswith(IMAGE_PREFIX)
+            )
     except docker.errors.DockerException as exc:
         return [Finding("docker sandbox", False, f"no Docker daemon answers ({exc})")]
     runtimes = ", ".join(sorted(info.get("Runtimes", {})))

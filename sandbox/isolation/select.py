@@ -108,7 +108,7 @@ def choose_isolation(name: IsolationName, has_local_models: bool) -> Isolation:
     if name == "auto" and not has_local_models:
         return NoIsolation()
     if name == "auto":
-        found = _usable_docker()
+        found = usable_docker()
         if found is not None:
             return found
     reason = namespace.unavailable_reason()
@@ -120,10 +120,13 @@ def choose_isolation(name: IsolationName, has_local_models: bool) -> Isolation:
     return NamespaceIsolation()
 
 
-def _usable_docker() -> DockerIsolation | None:
+def usable_docker() -> DockerIsolation | None:
     """Docker when a daemon answers and the images are built; else None (auto falls back)."""
     try:
         client = docker.docker_client()
     except (SandboxStartError, MissingDependencyError):
         return None
-    return DockerIsolation(client) if docker_images_present(client) else None
+    if docker_images_present(client):
+        return DockerIsolation(client)
+    client.close()
+    return None

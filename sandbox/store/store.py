@@ -292,10 +292,12 @@ class RunHandle:
     scenario_ids: dict[str, int]
 
     def completed_keys(self) -> set[str]:
-        """Keys of trials stored without error."""
+        """Keys of trials stored without error and without a dead sink (those are redone)."""
         with Session(self.engine) as session:
             query = select(TrialRow.key).where(
-                TrialRow.run_id == self.run_id, TrialRow.status == "ok"
+                TrialRow.run_id == self.run_id,
+                TrialRow.status == "ok",
+                TrialRow.capture != "incomplete",
             )
             return set(session.exec(query).all())
 

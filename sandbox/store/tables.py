@@ -36,7 +36,10 @@ class RunRow(SQLModel, table=True):
     key: str = Field(index=True, description="Hash of the plan: scenarios, models, options.")
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-    status: str = Field(description="running, complete, incomplete, interrupted or failed.")
+    status: str = Field(
+        description="running, complete, incomplete (errored trials), capture-incomplete (a sink "
+        "died), interrupted or failed."
+    )
     isolation: str = Field(description="Where the models ran: process, docker, namespace, none.")
     tool_version: str
     tool_commit: str = ""

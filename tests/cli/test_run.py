@@ -12,7 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -28,9 +28,21 @@ pytestmark = [
     ),
 ]
 SANDBOX = Path(sys.executable).parent / "sandbox"
-FAST = ["--max-tokens", "32", "--timeout", "120"]
+# The namespace sandbox: the server is a child process these tests can find and kill.
+FAST = ["--max-tokens", "32", "--timeout", "120", "--isolation", "namespace"]
 # Three scenarios (six trials) keep these runs short; the library grows, this folder stays.
 SUBSET = SCENARIOS / "document-injection"
+
+
+@pytest.fixture
+def started() -> Iterator[list[subprocess.Popen[str]]]:
+    """Runs a test started; any still running when it ends (a failed test) are killed."""
+    processes: list[subprocess.Popen[str]] = []
+    yield processes
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
 
 
 def _start(db: Path, *extra: str) -> subprocess.Popen[str]:
@@ -126,9 +138,12 @@ def test_run_verbose_prints_each_transcript(tmp_path: Path) -> None:
     assert "canary_absent" in done.stdout
 
 
-def test_run_survives_a_killed_server_and_rerun_completes(tmp_path: Path) -> None:
+def test_run_survives_a_killed_server_and_rerun_completes(
+    tmp_path: Path, started: list[subprocess.Popen[str]]
+) -> None:
     db = tmp_path / "k.db"
     process = _start(db, "--repeat", "2")
+    started.append(process)
     _wait_for(lambda: _trials(db) >= 1)
     [server] = _server_pids(process.pid)
     os.kill(server, signal.SIGKILL)
@@ -143,9 +158,12 @@ def test_run_survives_a_killed_server_and_rerun_completes(tmp_path: Path) -> Non
     assert _query(db, "select count(*), sum(status = 'ok') from trials") == [(12, 12)]
 
 
-def test_run_interrupted_keeps_trials_leaves_no_server_and_resumes(tmp_path: Path) -> None:
+def test_run_interrupted_keeps_trials_leaves_no_server_and_resumes(
+    tmp_path: Path, started: list[subprocess.Popen[str]]
+) -> None:
     db = tmp_path / "i.db"
     process = _start(db)
+    started.append(process)
     _wait_for(lambda: _trials(db) >= 1)
     [server] = _server_pids(process.pid)
     process.send_signal(signal.SIGINT)
@@ -160,3 +178,35 @@ def test_run_interrupted_keeps_trials_leaves_no_server_and_resumes(tmp_path: Pat
     rerun = _run(db)
     assert rerun.returncode == 0, rerun.stdout
     assert f"{6 - kept} trials run now, {kept} resumed" in rerun.stdout
+
+
+def test_run_with_a_dead_sink_is_capture_incomplete_and_rerun_redoes_those_trials(
+    tmp_path: Path, started: list[subprocess.Popen[str]]
+) -> None:
+    db = tmp_path / "s.db"
+    process = _start(db)
+    started.append(process)
+    _wait_for(lambda: _trials(db) >= 1)
+    sinks = subprocess.run(
+        ["pgrep", "-P", str(process.pid), "-f", "sandbox.isolation.sink"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    assert len(sinks) == 1
+    os.kill(int(sinks[0]), signal.SIGKILL)
+    out, _ = process.communicate(timeout=600)
+    assert process.returncode == 3, out
+    assert "Capture incomplete: a sink died." in out
+    assert _query(db, "select status from runs") == [("capture-incomplete",)]
+    incomplete = _query(db, "select count(*) from trials where capture = 'incomplete'")[0][0]
+    assert incomplete >= 1
+    failed = _query(
+        db,
+        "select count(*) from verdicts join trials on trials.id = verdicts.trial_id "
+        "where check_name = 'no_egress' and not passed and capture = 'incomplete'",
+    )[0][0]
+    assert failed == incomplete
+    rerun = _run(db)
+    assert rerun.returncode == 0, rerun.stdout
+    assert f"{incomplete} trials run now" in rerun.stdout
+    assert _query(db, "select distinct capture from trials") == [("complete",)]

@@ -163,13 +163,18 @@ def test_run_in_docker_interrupted_removes_its_containers(tmp_path: Path) -> Non
         stderr=subprocess.STDOUT,
         text=True,
     )
-    deadline = time.monotonic() + 120
-    while len(_leftovers()) < 2 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert len(_leftovers()) == 2  # the sink and the model server
-    process.send_signal(signal.SIGINT)
-    out, _ = process.communicate(timeout=120)
-    assert process.returncode == 130, out
+    try:
+        deadline = time.monotonic() + 120
+        while len(_leftovers()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(_leftovers()) == 2  # the sink and the model server
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=120)
+        assert process.returncode == 130, out
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
     assert _leftovers() == []
 
 
