@@ -35,6 +35,7 @@ class ModelProvenance(BaseModel):
     file_path: str = ""
     file_sha256: str = ""
     chat_format: str = ""
+    image_id: str = ""  # the container image the server ran in (docker sandbox)
     sampling: Sampling
 
 

@@ -19,7 +19,7 @@ from sandbox.chat import Sampling
 from sandbox.cli.progress import ProgressObserver
 from sandbox.cli.render import metrics_table, safe_text
 from sandbox.errors import SandboxError, ScenarioError
-from sandbox.isolation.select import IsolationName, choose_isolation
+from sandbox.isolation.select import IsolationName, choose_isolation, with_image_ids
 from sandbox.paths import results_dir
 from sandbox.report import summarise
 from sandbox.runner import RunOptions, RunOutcome, TrialSpec, plan_trials, run_trials
@@ -76,7 +76,8 @@ def execute_run(request: RunRequest, console: Console) -> int:
             prepare_model(spec, request.sampling, threads, request.allow_startup_egress)
             for spec in specs
         ]
-    config = _run_config(request, files, [m.provenance for m in models], isolation.name)
+    models, images = with_image_ids(isolation, models)
+    config = _run_config(request, files, [m.provenance for m in models], isolation.name, images)
     handle = store.begin_run(config, resume=request.resume)
     verb = "Resuming" if handle.resumed else "Starting"
     shape = (
@@ -164,12 +165,14 @@ def _run_config(
     files: Sequence[ScenarioFile],
     models: Sequence[ModelProvenance],
     isolation: str,
+    images: dict[str, str],
 ) -> RunConfig:
     identity = {
         "scenarios": [(f.scenario.id, f.sha256) for f in files],
         "models": [m.model_dump(exclude={"file_path"}) for m in models],
         "repeat": request.repeat,
         "isolation": isolation,
+        "images": images,
     }
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
     return RunConfig(
@@ -178,7 +181,12 @@ def _run_config(
         models=models,
         repeat=request.repeat,
         isolation=isolation,
-        options={"concurrency": request.concurrency, "timeout_s": request.timeout_s},
+        options={
+            "concurrency": request.concurrency,
+            "timeout_s": request.timeout_s,
+            "allow_startup_egress": request.allow_startup_egress,
+            **images,
+        },
         tool_version=__version__,
         tool_commit=_git_commit(),
     )

@@ -7,6 +7,8 @@ docker      the production path (comes with the docker backend)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -67,6 +69,15 @@ class DockerIsolation:
 
     def __init__(self, client: Any) -> None:
         self.client = client
+
+    def image_id(self, tag: str) -> str:
+        """The id of a local image (never pulled); '' when it is missing."""
+        import docker as sdk
+
+        try:
+            return str(self.client.images.get(tag).id)
+        except sdk.errors.ImageNotFound:
+            return ""
 
     def make_server(
         self, model: PreparedModel, log_dir: Path, label: str, run_id: str
@@ -130,3 +141,24 @@ def usable_docker() -> DockerIsolation | None:
         return DockerIsolation(client)
     client.close()
     return None
+
+
+def with_image_ids(
+    isolation: Isolation, models: Sequence[PreparedModel]
+) -> tuple[list[PreparedModel], dict[str, str]]:
+    """Models with the id of the image each will run in, and the sandbox's own image ids."""
+    if not isinstance(isolation, DockerIsolation):
+        return list(models), {}
+    stamped = [
+        replace(
+            m,
+            provenance=m.provenance.model_copy(
+                update={"image_id": isolation.image_id(m.command.image if m.command else "")}
+            ),
+        )
+        for m in models
+    ]
+    return stamped, {
+        "sink_image": docker.SINK_IMAGE,
+        "sink_image_id": isolation.image_id(docker.SINK_IMAGE),
+    }

@@ -256,6 +256,7 @@ def _model_row(run_id: str, position: int, model: ModelProvenance) -> ModelRow:
         file_path=model.file_path,
         file_sha256=model.file_sha256,
         chat_format=model.chat_format,
+        image_id=model.image_id,
         sampling_json=model.sampling.model_dump_json(),
     )
 

@@ -140,6 +140,10 @@ def test_run_in_docker_sandbox_scores_and_leaves_no_container(tmp_path: Path) ->
     with sqlite3.connect(db) as connection:
         assert connection.execute("select isolation from runs").fetchall() == [("docker",)]
         captures = connection.execute("select capture, status from trials").fetchall()
+        [(image_id,)] = connection.execute("select image_id from models").fetchall()
+        [(options,)] = connection.execute("select options_json from runs").fetchall()
+    assert image_id.startswith("sha256:")
+    assert json.loads(options)["sink_image_id"].startswith("sha256:")
     assert captures == [("complete", "ok"), ("complete", "ok")]
     assert _leftovers() == []
 
