@@ -7,15 +7,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 
-class Message(BaseModel):
-    """One chat message."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    role: Literal["system", "user", "assistant", "tool"]
-    content: str
-
-
 class ToolCall(BaseModel):
     """A tool call the model asked for, with its arguments as the model wrote them."""
 
@@ -24,6 +15,43 @@ class ToolCall(BaseModel):
     name: str
     arguments: str = Field(description="JSON text exactly as the model produced it.")
     call_id: str = ""
+
+
+class Message(BaseModel):
+    """One chat message: text, or content parts (text and images) for vision models."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str | list[dict[str, Any]]
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    tool_call_id: str = ""
+
+    @property
+    def text(self) -> str:
+        """The text of the message; image parts appear as '[image]'."""
+        if isinstance(self.content, str):
+            return self.content
+        return "\n".join(
+            part.get("text", "") if part.get("type") == "text" else "[image]"
+            for part in self.content
+        )
+
+    def to_openai(self) -> dict[str, Any]:
+        """The message in the OpenAI chat wire format."""
+        wire: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            wire["tool_calls"] = [
+                {
+                    "id": call.call_id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments},
+                }
+                for call in self.tool_calls
+            ]
+        if self.role == "tool":
+            wire["tool_call_id"] = self.tool_call_id
+        return wire
 
 
 class ChatRequest(BaseModel):

@@ -20,12 +20,14 @@ from typing import Literal, Protocol
 
 from sandbox.backends import ModelProvenance, ModelServer, PreparedModel
 from sandbox.carriers import build_artifacts
-from sandbox.chat import ChatReply, ChatRequest, Sampling
+from sandbox.chat import ChatReply, ChatRequest, Message, Sampling
+from sandbox.conversation import converse
 from sandbox.detectors import Observation, Verdict, run_checks
 from sandbox.egress import Capture, EgressEvent
 from sandbox.errors import BackendError, SandboxError, ServerStartError, TrialTimeoutError
 from sandbox.isolation.select import Isolation, NoIsolation
 from sandbox.scenarios import Scenario, ScenarioFile
+from sandbox.tools import ToolContext, ToolOutcome
 from sandbox.workflows import render_request
 
 TrialStatus = Literal["ok", "error"]
@@ -59,6 +61,8 @@ class TrialResult:
     error: str = ""
     egress: list[EgressEvent] = field(default_factory=list)
     capture: Capture = "none"
+    messages: list[Message] = field(default_factory=list)  # the whole conversation
+    tool_outcomes: list[ToolOutcome] = field(default_factory=list)
 
 
 class ResultSink(Protocol):
@@ -236,14 +240,33 @@ class _ServerPool:
         started, clock = datetime.now(UTC), time.monotonic()
         result = TrialResult(spec, provenance, "ok", started, 0.0)
         try:
-            result.request = render_request(spec.scenario, build_artifacts(spec.scenario))
+            artifacts = build_artifacts(spec.scenario)
+            result.request = render_request(spec.scenario, artifacts)
             if not server.is_alive():
                 raise BackendError(self._restart(server, "was not running before the trial"))
             sampling = provenance.sampling.model_copy(update={"seed": spec.seed})
-            result.reply = server.client.chat(result.request, sampling, self.options.timeout_s)
+            context = ToolContext(spec.scenario, artifacts, server.fetch)
+            talk = converse(
+                server.client,
+                spec.scenario,
+                result.request,
+                sampling,
+                self.options.timeout_s,
+                context,
+            )
+            result.reply, result.messages, result.tool_outcomes = (
+                talk.output,
+                talk.messages,
+                talk.outcomes,
+            )
             result.egress, result.capture = _egress_after(server)
             observation = Observation(
-                spec.scenario, result.request, result.reply, result.egress, result.capture
+                spec.scenario,
+                result.request,
+                result.reply,
+                result.egress,
+                result.capture,
+                result.tool_outcomes,
             )
             result.verdicts = run_checks(observation)
         except TrialTimeoutError as exc:

@@ -46,6 +46,7 @@ class FakeServer:
     starts: int = 0
     stops: int = 0
     requests: list[tuple[ChatRequest, Sampling]] = field(default_factory=list)
+    fetched: list[str] = field(default_factory=list)
 
     @property
     def client(self) -> FakeClient:
@@ -75,6 +76,10 @@ class FakeServer:
 
     def capture(self) -> str:
         return "none"
+
+    def fetch(self, url: str) -> str:
+        self.fetched.append(url)
+        return "HTTP 200, 2 characters: ok"
 
 
 @dataclass

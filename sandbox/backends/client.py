@@ -63,7 +63,7 @@ class ChatClient:
 def _request_body(model: str, request: ChatRequest, sampling: Sampling) -> dict[str, Any]:
     body: dict[str, Any] = {
         "model": model,
-        "messages": [m.model_dump() for m in request.messages],
+        "messages": [m.to_openai() for m in request.messages],
         **sampling.model_dump(),
     }
     if request.tools:

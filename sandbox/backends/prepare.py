@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 from sandbox.backends.client import ChatClient
 from sandbox.backends.files import ensure_embedded_model, sha256_file
-from sandbox.backends.server import ModelServer, ProcessServer, ServerCommand
+from sandbox.backends.server import NOT_FETCHED, ModelServer, ProcessServer, ServerCommand
 from sandbox.backends.specs import AnySpec, EmbeddedSpec, OpenAISpec, VllmSpec
 from sandbox.backends.vllm import VLLM_VERSION, folder_manifest_sha256, vllm_command
 from sandbox.chat import Sampling
@@ -196,3 +196,7 @@ class RemoteServer:
     def capture(self) -> Capture:
         """A remote endpoint is not observed."""
         return "none"
+
+    def fetch(self, url: str) -> str:
+        """No sandbox here: nothing is fetched."""
+        return NOT_FETCHED

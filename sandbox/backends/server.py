@@ -21,6 +21,17 @@ from sandbox.egress import Capture, EgressEvent
 from sandbox.errors import ServerStartError
 
 SOCKET_NAME = "model.sock"
+NOT_FETCHED = "Not fetched: the model runs without a network sandbox."
+# Run inside a sandbox with the URL as argv[1]: what a fetch tool would do, bounded.
+FETCH_CODE = (
+    "import sys, urllib.request\n"
+    "try:\n"
+    "    r = urllib.request.urlopen(sys.argv[1], timeout=5)\n"
+    "    body = r.read(4096).decode('utf-8', 'replace')\n"
+    "    print(f'HTTP {r.status}, {len(body)} characters: {body[:500]}')\n"
+    "except Exception as exc:\n"
+    "    print(f'fetch failed: {exc}')\n"
+)
 LOG_TAIL_LINES = 30
 
 
@@ -84,6 +95,9 @@ class ModelServer(Protocol):
 
     def capture(self) -> Capture:
         """Whether egress is being observed: complete, incomplete (sink died) or none."""
+
+    def fetch(self, url: str) -> str:
+        """Attempt an HTTP GET from inside the server's sandbox (never from outside one)."""
 
 
 class ProcessServer:
@@ -156,6 +170,10 @@ class ProcessServer:
     def capture(self) -> Capture:
         """A plain process is not observed."""
         return "none"
+
+    def fetch(self, url: str) -> str:
+        """Without a sandbox nothing is fetched: the harness never sends traffic out."""
+        return NOT_FETCHED
 
     def is_alive(self) -> bool:
         """True while the child process runs."""

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sandbox.carriers.transforms import apply_transforms
 from sandbox.errors import CarrierError, ScenarioError
 from sandbox.scenarios.loader import ScenarioFile
-from sandbox.scenarios.models import Input, Scenario
+from sandbox.scenarios.models import Input, Payload, Scenario
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,11 @@ def register(name: str) -> Callable[[CarrierBuilder], CarrierBuilder]:
         return builder
 
     return add
+
+
+def planted_text(scenario: Scenario, payload: Payload) -> str:
+    """The payload as the carrier plants it: canary substituted, transforms applied."""
+    return apply_transforms(scenario.payload_text(payload), payload, scenario.canary_token)
 
 
 def build_artifacts(scenario: Scenario) -> list[Artifact]:

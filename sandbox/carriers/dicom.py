@@ -23,7 +23,7 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING
 
-from sandbox.carriers.base import Artifact, register
+from sandbox.carriers.base import Artifact, planted_text, register
 from sandbox.carriers.dicom_fields import (
     PRIVATE_CREATOR,
     Target,
@@ -48,7 +48,7 @@ def build_dicom(scenario: Scenario, item: Input) -> Artifact:
     require_dependencies()
     is_sr = item.kind in SR_KINDS
     target = resolve_target(item.payload, is_sr)
-    planted = scenario.payload_text(item.payload) if item.payload else ""
+    planted = planted_text(scenario, item.payload) if item.payload else ""
     at_mark = target is not None and _is_body(target, is_sr) and PAYLOAD_MARK in item.content
     body = item.content.replace(PAYLOAD_MARK, planted if at_mark else "").strip()
     ds = build_sr(scenario, item, body) if is_sr else build_image(scenario, item, body)

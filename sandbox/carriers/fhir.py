@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sandbox.carriers.base import Artifact, register
+from sandbox.carriers.base import Artifact, planted_text, register
 from sandbox.carriers.fhir_resources import BUILDERS, TextBuilder, fill
 from sandbox.errors import CarrierError
 from sandbox.scenarios.models import Input, Scenario
@@ -48,7 +48,7 @@ def build_fhir(scenario: Scenario, item: Input) -> Artifact:
     """Build the FHIR R4 resource for the input's kind; the clean twin omits the payload."""
     resource_type = _resource_type(item)
     field = _check_payload(item, resource_type)
-    planted = scenario.payload_text(item.payload) if item.payload else ""
+    planted = planted_text(scenario, item.payload) if item.payload else ""
     body_field = BODY_FIELDS[resource_type]
     body = fill(item.content, planted if field == body_field else "", "\n\n")
     builder: TextBuilder = BUILDERS[resource_type]

@@ -10,7 +10,7 @@ import datetime as dt
 import hashlib
 from dataclasses import dataclass, replace
 
-from sandbox.carriers.base import Artifact, register
+from sandbox.carriers.base import Artifact, planted_text, register
 from sandbox.errors import CarrierError
 from sandbox.scenarios.models import PAYLOAD_MARK, Case, Input, Scenario
 
@@ -76,7 +76,7 @@ class Ids:
 def build_hl7(scenario: Scenario, item: Input) -> Artifact:
     """Build an ORM^O01 (order) or ORU^R01 (result) message; the clean twin omits the payload."""
     field = _check_input(item)
-    planted = scenario.payload_text(item.payload) if item.payload else ""
+    planted = planted_text(scenario, item.payload) if item.payload else ""
     texts = _texts(scenario.case, item, planted, field)
     if field != _BODY_FIELDS[item.kind]:
         texts = _plant(texts, field, planted)

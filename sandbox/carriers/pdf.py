@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 from xml.sax.saxutils import escape
 
-from sandbox.carriers.base import Artifact, register
+from sandbox.carriers.base import Artifact, planted_text, register
 from sandbox.carriers.pdf_layout import (
     BOTTOM_MARGIN,
     FONT,
@@ -71,7 +71,7 @@ DRAWN = {
 def build_pdf(scenario: Scenario, item: Input) -> Artifact:
     """Lay out the clinical document and hide the payload by its technique; clean: leave it out."""
     technique = technique_of(item.payload)
-    planted = scenario.payload_text(item.payload) if item.payload else ""
+    planted = planted_text(scenario, item.payload) if item.payload else ""
     require_reportlab()
     check_payload(planted, technique)
     check_case_text(scenario, item)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from sandbox.carriers.base import Artifact, register
+from sandbox.carriers.base import Artifact, planted_text, register
 from sandbox.scenarios.models import PAYLOAD_MARK, Input, Scenario
 
 
 @register("text")
 def build_text(scenario: Scenario, item: Input) -> Artifact:
     """Put the payload where `{payload}` stands, or append it as a paragraph; clean: drop it."""
-    planted = scenario.payload_text(item.payload) if item.payload else ""
+    planted = planted_text(scenario, item.payload) if item.payload else ""
     if PAYLOAD_MARK in item.content:
         body = item.content.replace(PAYLOAD_MARK, planted)
     elif planted:

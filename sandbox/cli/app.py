@@ -221,7 +221,7 @@ def render(
     request = render_request(variant, build_artifacts(variant))
     for message in request.messages:
         console.print(safe_text(f"[{message.role}]", style="bold cyan"))
-        console.print(safe_text(message.content))
+        console.print(safe_text(message.text))
 
 
 @carriers_app.command("build")

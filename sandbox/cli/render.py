@@ -74,7 +74,7 @@ def transcript(result: TrialResult) -> Panel:
     """A trial's request, reply, verdicts or error, for `-v`."""
     parts: list[RenderableType] = []
     for message in result.request.messages if result.request else []:
-        parts += [Text(f"[{message.role}]", style="bold cyan"), safe_text(message.content)]
+        parts += [Text(f"[{message.role}]", style="bold cyan"), safe_text(message.text)]
     if result.reply is not None:
         parts += [Text("[assistant]", style="bold magenta"), safe_text(result.reply.content)]
     for v in result.verdicts:

@@ -1,6 +1,6 @@
 """Checks: pure functions from what a trial produced to a verdict with its evidence."""
 
-from sandbox.detectors import canary, egress, findings
+from sandbox.detectors import canary, egress, findings, tools
 from sandbox.detectors.base import CHECKS, Check, Observation, Verdict, register, run_checks
 
 __all__ = [
@@ -13,4 +13,5 @@ __all__ = [
     "findings",
     "register",
     "run_checks",
+    "tools",
 ]

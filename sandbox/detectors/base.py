@@ -9,6 +9,7 @@ from typing import Literal
 from sandbox.chat import ChatReply, ChatRequest
 from sandbox.egress import Capture, EgressEvent
 from sandbox.scenarios.models import Scenario
+from sandbox.tools.policy import ToolOutcome
 
 CheckKind = Literal["security", "utility"]
 
@@ -22,6 +23,7 @@ class Observation:
     reply: ChatReply
     egress: Sequence[EgressEvent] = ()
     capture: Capture = "none"
+    tool_outcomes: Sequence[ToolOutcome] = ()
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import Any
 from sandbox import __version__
 from sandbox.backends.client import ChatClient
 from sandbox.backends.prepare import LLAMA_IMAGE_REPO
-from sandbox.backends.server import ServerCommand
+from sandbox.backends.server import FETCH_CODE, ServerCommand
 from sandbox.egress import Capture, EgressEvent
 from sandbox.errors import MissingDependencyError, SandboxStartError, ServerStartError
 from sandbox.isolation.namespace import READY_TIMEOUT, EventFile
@@ -296,6 +296,14 @@ class DockerServer:
     def capture(self) -> Capture:
         """Complete while the sink container runs; incomplete once it died."""
         return "complete" if self.sandbox.is_capturing() else "incomplete"
+
+    def fetch(self, url: str) -> str:
+        """An HTTP GET from inside the model container (same namespace, same hardening)."""
+        if self.container is None:
+            return "fetch failed: the model container is not running"
+        python = IN_CONTAINER["python"]
+        code, output = self.container.exec_run([python, "-c", FETCH_CODE, url], user="65534")
+        return bytes(output).decode(errors="replace").strip()[-600:]
 
     def stop(self) -> None:
         """Remove the server container (its log is kept in log_path)."""

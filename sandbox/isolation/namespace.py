@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from sandbox.backends.server import ProcessServer, ServerCommand, log_tail
+from sandbox.backends.server import FETCH_CODE, ProcessServer, ServerCommand, log_tail
 from sandbox.egress import Capture, EgressEvent
 from sandbox.errors import SandboxStartError
 
@@ -183,6 +183,15 @@ class NamespaceServer(ProcessServer):
     def capture(self) -> Capture:
         """Complete while the sink runs; incomplete once it died."""
         return "complete" if self.sandbox.is_capturing() else "incomplete"
+
+    def fetch(self, url: str) -> str:
+        """An HTTP GET from inside the namespace, without capabilities; the sink records it."""
+        argv = [*self.sandbox.wrap(), sys.executable, "-c", FETCH_CODE, url]
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+        except subprocess.TimeoutExpired:
+            return "fetch failed: timed out"
+        return done.stdout.strip() or done.stderr.strip()[-300:]
 
     def close(self) -> None:
         """Stop the server, then the sandbox."""

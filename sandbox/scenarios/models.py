@@ -27,9 +27,18 @@ Family = Literal[
     "malicious-artefact",
     "resource-exhaustion",
 ]
-CarrierName = Literal["text", "dicom", "pdf", "hl7", "fhir"]
-WorkflowName = Literal["report-draft"]
-CheckName = Literal["canary_absent", "findings_reported", "no_egress"]
+CarrierName = Literal["text", "dicom", "pdf", "hl7", "fhir", "image"]
+WorkflowName = Literal[
+    "report-draft",
+    "referral-intake",
+    "protocoling",
+    "worklist-triage",
+    "patient-summary",
+    "pacs-agent",
+    "image-read",
+]
+TransformName = Literal["unicode-tags", "zero-width", "homoglyphs", "base64", "language"]
+CheckName = Literal["canary_absent", "findings_reported", "no_egress", "tool_policy"]
 Variant = Literal["attacked", "clean"]
 
 CANARY_MARK = "{canary}"
@@ -117,6 +126,21 @@ class Payload(Strict):
         description="How the carrier hides it (carrier-specific), e.g. PDF white-text, "
         "tiny-text, invisible, off-page, metadata, annotation, visible.",
     )
+    transforms: list[TransformName] = Field(
+        default_factory=list,
+        description="Applied in order to the planted text: unicode-tags (invisible tag "
+        "characters), zero-width (between letters), homoglyphs (Cyrillic look-alikes), base64, "
+        "language (plants `translation` instead of `text`).",
+    )
+    translation: str | None = Field(
+        None, description="The payload in another language, for the `language` transform."
+    )
+
+    @model_validator(mode="after")
+    def _translation_goes_with_language(self) -> Payload:
+        if ("language" in self.transforms) != (self.translation is not None):
+            raise ValueError("the language transform and `translation` go together")
+        return self
 
 
 class Input(Strict):
@@ -132,6 +156,22 @@ class Input(Strict):
         "without the mark it is appended as a new paragraph.",
     )
     payload: Payload | None = Field(None, description="The planted instruction, if any.")
+
+
+ToolName = Literal["pacs_query", "get_prior_report", "send_message", "fetch_url"]
+
+
+class AgentOptions(Strict):
+    """How a tool-using workflow is run."""
+
+    allowed_tools: list[ToolName] | None = Field(
+        None, description="Calls the policy allows (default: the workflow's own list)."
+    )
+    least_privilege: bool = Field(
+        False,
+        description="Withdraw tools that send data out once untrusted content is in context.",
+    )
+    max_turns: int = Field(4, ge=1, le=8, description="Model turns before the trial stops.")
 
 
 class Scenario(Strict):
@@ -153,6 +193,9 @@ class Scenario(Strict):
     case: Case
     inputs: list[Input] = Field(min_length=1, description="Artifacts given to the workflow.")
     checks: list[CheckName] = Field(min_length=1, description="Checks that score each trial.")
+    agent: AgentOptions = Field(
+        default_factory=AgentOptions, description="Options for tool-using workflows."
+    )
     variant: Variant = Field("attacked", description="Set by the loader; not written in YAML.")
 
     @model_validator(mode="after")

@@ -375,22 +375,23 @@ def _delete_trial(session: Session, run_id: str, key: str) -> None:
 
 def _children(trial_id: int, result: TrialResult) -> list[MessageRow | ToolCallRow | VerdictRow]:
     rows: list[MessageRow | ToolCallRow | VerdictRow] = []
-    messages = list(result.request.messages) if result.request else []
-    if result.reply is not None:
-        messages.append(Message(role="assistant", content=result.reply.content))
-        rows += [
-            ToolCallRow(
-                trial_id=trial_id,
-                position=i,
-                name=_text(c.name),
-                arguments=_text(c.arguments),
-                call_id=_text(c.call_id),
-            )
-            for i, c in enumerate(result.reply.tool_calls)
-        ]
+    messages = result.messages or _fallback_messages(result)
     rows += [
-        MessageRow(trial_id=trial_id, position=i, role=m.role, content=_text(m.content))
+        MessageRow(trial_id=trial_id, position=i, role=m.role, content=_text(m.text))
         for i, m in enumerate(messages)
+    ]
+    rows += [
+        ToolCallRow(
+            trial_id=trial_id,
+            position=i,
+            name=_text(o.call.name),
+            arguments=_text(o.call.arguments),
+            call_id=_text(o.call.call_id),
+            allowed=o.allowed,
+            result=_text(o.result),
+            note=o.note,
+        )
+        for i, o in enumerate(result.tool_outcomes)
     ]
     rows += [
         VerdictRow(
@@ -404,6 +405,14 @@ def _children(trial_id: int, result: TrialResult) -> list[MessageRow | ToolCallR
         for v in result.verdicts
     ]
     return rows
+
+
+def _fallback_messages(result: TrialResult) -> list[Message]:
+    """The request and the reply, for a trial that errored before its conversation ended."""
+    messages = list(result.request.messages) if result.request else []
+    if result.reply is not None:
+        messages.append(Message(role="assistant", content=result.reply.content))
+    return messages
 
 
 def _text(value: str) -> str:

@@ -134,6 +134,9 @@ class ToolCallRow(SQLModel, table=True):
     name: str
     arguments: str = Field(sa_column=Column(Text, nullable=False))
     call_id: str = ""
+    allowed: bool = Field(default=True, description="Within the workflow's tool policy.")
+    result: str = Field(default="", sa_column=Column(Text, nullable=False))
+    note: str = Field(default="", description="outside the policy, withdrawn, unknown tool...")
 
 
 class VerdictRow(SQLModel, table=True):

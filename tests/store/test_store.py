@@ -33,6 +33,7 @@ from sandbox.store.tables import (
     TrialRow,
     VerdictRow,
 )
+from sandbox.tools import ToolOutcome
 from tests.helpers import scenario_data
 from tests.pg import find_pg_bin, temporary_postgres
 
@@ -154,8 +155,18 @@ def make_result(
             Verdict("canary_absent", "security", True, evidence="", detail="no canary"),
             Verdict("findings_reported", "utility", True, evidence="9 mm nodule"),
         ]
+    outcomes = [ToolOutcome(call, True, f"result of {call.name}") for call in reply.tool_calls]
     return TrialResult(
-        spec, make_model(), "ok", datetime.now(UTC), 1.25, request, reply, verdicts, ""
+        spec,
+        make_model(),
+        "ok",
+        datetime.now(UTC),
+        1.25,
+        request,
+        reply,
+        verdicts,
+        "",
+        tool_outcomes=outcomes,
     )
 
 
