@@ -11,6 +11,7 @@ from sandbox.detectors import CHECKS
 from sandbox.scenarios import Scenario, load_scenario_file
 from sandbox.scenarios.models import CarrierName, CheckName, WorkflowName
 from sandbox.workflows import WORKFLOWS, render_request
+from sandbox.workflows.extract import artifact_text
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 FILES = sorted(p for p in SCENARIOS.rglob("*") if p.suffix in (".yaml", ".yml"))
@@ -21,8 +22,11 @@ def load(path: Path) -> Scenario:
 
 
 def request_text(scenario: Scenario) -> str:
-    request: ChatRequest = render_request(scenario, build_artifacts(scenario))
-    return "\n".join(m.content for m in request.messages)
+    """What reaches the model: the request, plus documents its tools serve (pacs-agent priors)."""
+    artifacts = build_artifacts(scenario)
+    request: ChatRequest = render_request(scenario, artifacts)
+    served = [artifact_text(a) for a in artifacts if request.tools and a.kind == "prior-report"]
+    return "\n".join([*(m.text for m in request.messages), *served])
 
 
 def test_library_is_not_empty() -> None:
