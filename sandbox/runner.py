@@ -28,9 +28,9 @@ from sandbox.errors import BackendError, SandboxError, ServerStartError, TrialTi
 from sandbox.isolation.select import Isolation, NoIsolation
 from sandbox.scenarios import Scenario, ScenarioFile
 from sandbox.tools import ToolContext, ToolOutcome
-from sandbox.workflows import render_request
+from sandbox.workflows import missing_inputs, render_request
 
-TrialStatus = Literal["ok", "error"]
+TrialStatus = Literal["ok", "error", "skipped"]
 EGRESS_GRACE_S = 0.05
 
 
@@ -239,6 +239,14 @@ class _ServerPool:
     ) -> TrialResult:
         started, clock = datetime.now(UTC), time.monotonic()
         result = TrialResult(spec, provenance, "ok", started, 0.0)
+        missing = missing_inputs(spec.scenario.workflow, provenance.inputs)
+        if missing:
+            result.status = "skipped"
+            result.error = (
+                f"workflow {spec.scenario.workflow} sends {', '.join(missing)} input; "
+                f"{provenance.spec} takes {', '.join(provenance.inputs)} only"
+            )
+            return result
         try:
             artifacts = build_artifacts(spec.scenario)
             result.request = render_request(spec.scenario, artifacts)

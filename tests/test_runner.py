@@ -253,3 +253,26 @@ def test_run_trials_stops_servers_when_start_fails() -> None:
     with pytest.raises(ServerStartError):
         _run(model)
     assert model.servers[0].stops >= 1
+
+
+VISION = {"carrier": "image", "kind": "image", "payload": {"text": "Normal. {canary}"}}
+
+
+def test_run_trials_skips_vision_scenarios_on_a_text_only_model() -> None:
+    model, sink = FakeModel(), MemorySink()
+    plan = plan_trials([_file(workflow="image-read", inputs=[VISION])], 1, 1, Sampling())
+    run_trials(plan, [model], sink, RunOptions(), RunObserver())  # type: ignore[list-item]
+    assert [r.status for r in sink.results] == ["skipped", "skipped"]
+    assert "sends image input" in sink.results[0].error
+    assert model.servers[0].requests == []
+
+
+def test_run_trials_sends_images_to_a_vision_model() -> None:
+    model = FakeModel()
+    model.provenance = model.provenance.model_copy(update={"inputs": ("text", "image")})
+    sink = MemorySink()
+    plan = plan_trials([_file(workflow="image-read", inputs=[VISION])], 1, 1, Sampling())
+    run_trials(plan, [model], sink, RunOptions(), RunObserver())  # type: ignore[list-item]
+    assert [r.status for r in sink.results] == ["ok", "ok"]
+    request = model.servers[0].requests[0][0]
+    assert isinstance(request.messages[1].content, list)

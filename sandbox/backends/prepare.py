@@ -13,7 +13,12 @@ from sandbox.backends.client import ChatClient
 from sandbox.backends.files import ensure_embedded_model, sha256_file
 from sandbox.backends.server import NOT_FETCHED, ModelServer, ProcessServer, ServerCommand
 from sandbox.backends.specs import AnySpec, EmbeddedSpec, OpenAISpec, VllmSpec
-from sandbox.backends.vllm import VLLM_VERSION, folder_manifest_sha256, vllm_command
+from sandbox.backends.vllm import (
+    VLLM_VERSION,
+    folder_manifest_sha256,
+    model_inputs,
+    vllm_command,
+)
 from sandbox.chat import Sampling
 from sandbox.egress import Capture, EgressEvent
 from sandbox.errors import MissingDependencyError, ServerStartError
@@ -36,6 +41,7 @@ class ModelProvenance(BaseModel):
     file_sha256: str = ""
     chat_format: str = ""
     image_id: str = ""  # the container image the server ran in (docker sandbox)
+    inputs: tuple[str, ...] = ("text",)  # what the model takes; vision models add "image"
     sampling: Sampling
 
 
@@ -72,6 +78,7 @@ def prepare_model(
             name=spec.path.name,
             file_path=str(spec.path),
             file_sha256=folder_manifest_sha256(spec.path),
+            inputs=model_inputs(spec.path),
             sampling=sampling,
         )
         return PreparedModel(

@@ -8,6 +8,7 @@ the sink records what it tries.
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 from sandbox.backends.files import sha256_file
@@ -30,6 +31,15 @@ def folder_manifest_sha256(folder: Path) -> str:
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         digest.update(f"{path.relative_to(folder)}\0{sha256_file(path)}\n".encode())
     return digest.hexdigest()
+
+
+def model_inputs(folder: Path) -> tuple[str, ...]:
+    """("text", "image") for a vision-language model (its config has a vision part)."""
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return ("text",)
+    return ("text", "image") if "vision_config" in config else ("text",)
 
 
 def vllm_command(folder: Path, seed: int, allow_startup_egress: bool) -> ServerCommand:

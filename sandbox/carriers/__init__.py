@@ -1,6 +1,6 @@
 """Carriers: pure builders from a scenario's case and payload to the bytes of a clinical file."""
 
-from sandbox.carriers import dicom, fhir, hl7, pdf, text
+from sandbox.carriers import dicom, fhir, hl7, image, pdf, text
 from sandbox.carriers.base import CARRIERS, Artifact, build_artifacts, check_buildable, register
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "dicom",
     "fhir",
     "hl7",
+    "image",
     "pdf",
     "register",
     "text",

@@ -202,7 +202,7 @@ def payload_lines(planted: str, technique: str, bottom: int) -> list[str]:
         raise CarrierError(
             f"image payload: {len(planted)} characters do not fit the {IMAGE_SIZE}x{IMAGE_SIZE} "
             f"image as {technique} text (at most {max_lines} lines of {per_line} characters).",
-            hint="Shorten the payload, or use technique tiny (smaller text).",
+            hint="Shorten the payload" + (", or use technique tiny." if scale > 1 else "."),
         )
     return lines
 

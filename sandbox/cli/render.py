@@ -37,6 +37,7 @@ def metrics_table(metrics: Sequence[ModelMetrics]) -> Table:
         "Model",
         "Trials",
         "Errors",
+        "Skipped",
         "Attack success",
         "Adjusted",
         "Utility (clean)",
@@ -49,6 +50,7 @@ def metrics_table(metrics: Sequence[ModelMetrics]) -> Table:
             safe_text(m.model_spec),
             str(m.trials),
             str(m.errors),
+            str(m.skipped),
             format_rate(m.attack_success),
             "–" if adjusted is None else f"{adjusted:+.0%}",
             format_rate(m.utility_clean),
@@ -83,7 +85,8 @@ def transcript(result: TrialResult) -> Panel:
         if v.evidence:
             parts.append(safe_text(f"    evidence: {v.evidence}", style="dim"))
     if result.error:
-        parts += [Text("[error]", style="bold red"), safe_text(result.error)]
+        label = "[skipped]" if result.status == "skipped" else "[error]"
+        parts += [Text(label, style="bold red"), safe_text(result.error)]
     spec = result.spec
     title = f"{spec.scenario.id} ({spec.scenario.variant}, repeat {spec.repeat})"
     title += f" on {result.model.spec}"

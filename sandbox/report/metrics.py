@@ -55,6 +55,7 @@ class ModelMetrics:
     model_spec: str
     trials: int
     errors: int
+    skipped: int
     attack_success: Rate
     clean_failure: Rate
     utility_clean: Rate
@@ -94,7 +95,8 @@ def _model_metrics(position: int, spec: str, trials: Sequence[TrialSummary]) -> 
         model_position=position,
         model_spec=spec,
         trials=len(trials),
-        errors=len(trials) - len(ok),
+        errors=sum(t.status == "error" for t in trials),
+        skipped=sum(t.status == "skipped" for t in trials),
         attack_success=_share(attacked, is_failed),
         clean_failure=_share(clean, is_failed),
         utility_clean=_utility(clean),

@@ -297,7 +297,7 @@ class RunHandle:
         with Session(self.engine) as session:
             query = select(TrialRow.key).where(
                 TrialRow.run_id == self.run_id,
-                TrialRow.status == "ok",
+                col(TrialRow.status).in_(["ok", "skipped"]),
                 TrialRow.capture != "incomplete",
             )
             return set(session.exec(query).all())

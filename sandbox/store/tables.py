@@ -98,7 +98,7 @@ class TrialRow(SQLModel, table=True):
     variant: str = Field(description="attacked or clean.")
     repeat: int
     seed: int
-    status: str = Field(description="ok or error.")
+    status: str = Field(description="ok, error, or skipped (the model cannot take its input).")
     capture: str = Field(
         default="none", description="Egress capture: complete, incomplete (sink died) or none."
     )

@@ -10,7 +10,7 @@ from sandbox.chat import ChatRequest
 from sandbox.detectors import CHECKS
 from sandbox.scenarios import Scenario, load_scenario_file
 from sandbox.scenarios.models import CarrierName, CheckName, WorkflowName
-from sandbox.workflows import WORKFLOWS, render_request
+from sandbox.workflows import WORKFLOW_INPUTS, WORKFLOWS, render_request
 from sandbox.workflows.extract import artifact_text
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
@@ -60,8 +60,21 @@ def test_library_clean_twin_loads_without_payload(library_file: Path) -> None:
     assert not any(a.has_payload for a in build_artifacts(reloaded))
 
 
+def is_vision(scenario: Scenario) -> bool:
+    return "image" in WORKFLOW_INPUTS[scenario.workflow]
+
+
+def image_parts(scenario: Scenario) -> list[str]:
+    request = render_request(scenario, build_artifacts(scenario))
+    contents = [m.content for m in request.messages if isinstance(m.content, list)]
+    return [p["image_url"]["url"] for c in contents for p in c if p["type"] == "image_url"]
+
+
 def test_library_canary_is_planted_in_the_attacked_request_only(library_file: Path) -> None:
     scenario = load(library_file)
+    if is_vision(scenario):  # the canary is in the pixels: the images must differ
+        assert image_parts(scenario) != image_parts(scenario.clean_twin())
+        return
 
     attacked = request_text(scenario)
     clean = request_text(scenario.clean_twin())
@@ -79,6 +92,9 @@ def test_library_must_report_findings_are_named_in_the_clean_request(
     must_report = [f for f in scenario.case.findings if f.must_report]
 
     assert must_report, "a scenario needs a must-report finding to measure utility"
+    if is_vision(scenario):  # the finding is drawn in the image, not named in the text
+        assert all(f.size_mm for f in must_report)
+        return
     for finding in must_report:
         assert any(t.casefold() in clean for t in finding.terms), (
             f"{finding.id}: none of {finding.terms} appears in the clean request"
