@@ -142,22 +142,7 @@ class ProcessServer:
         return [*self.argv_prefix(), *argv], {**_base_env(), **env}
 
     def _wait_healthy(self) -> None:
-        deadline = time.monotonic() + self.command.start_timeout
-        while time.monotonic() < deadline:
-            if not self.is_alive():
-                raise ServerStartError(
-                    f"the model server exited during start-up. {self.describe_exit()}",
-                    hint=f"Full log: {self.log_path}",
-                )
-            if self.socket_path.exists() and self._client.is_healthy():
-                return
-            time.sleep(0.1)
-        tail = log_tail(self.log_path)
-        self.stop()
-        raise ServerStartError(
-            f"the model server did not answer within {self.command.start_timeout:g} s.\n{tail}",
-            hint=f"Full log: {self.log_path}",
-        )
+        wait_until_healthy(self, self.socket_path, self.command.start_timeout, self.log_path)
 
     def argv_prefix(self) -> list[str]:
         """What runs the command (a sandbox wraps it); a plain process has none."""
@@ -206,6 +191,28 @@ class ProcessServer:
         for child in self._dir.glob("*"):
             child.unlink(missing_ok=True)
         self._dir.rmdir()
+
+
+def wait_until_healthy(
+    server: ModelServer, socket_path: Path, timeout_s: float, log_path: Path
+) -> None:
+    """Poll the server's socket until it answers; on exit or time-out, stop it and raise."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not server.is_alive():
+            raise ServerStartError(
+                f"the model server exited during start-up. {server.describe_exit()}",
+                hint=f"Full log: {log_path}",
+            )
+        if socket_path.exists() and server.client.is_healthy():
+            return
+        time.sleep(0.1)
+    detail = server.describe_exit()
+    server.stop()
+    raise ServerStartError(
+        f"the model server did not answer within {timeout_s:g} s. {detail}",
+        hint=f"Full log: {log_path}",
+    )
 
 
 def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:

@@ -21,9 +21,9 @@ from typing import Any
 from sandbox import __version__
 from sandbox.backends.client import ChatClient
 from sandbox.backends.prepare import LLAMA_IMAGE_REPO
-from sandbox.backends.server import FETCH_CODE, ServerCommand
+from sandbox.backends.server import FETCH_CODE, ServerCommand, wait_until_healthy
 from sandbox.egress import Capture, EgressEvent
-from sandbox.errors import MissingDependencyError, SandboxStartError, ServerStartError
+from sandbox.errors import MissingDependencyError, SandboxStartError
 from sandbox.isolation.namespace import READY_TIMEOUT, EventFile
 
 RUN_LABEL, OWNER_LABEL = "org.sandbox.run", "org.sandbox.owner-pid"
@@ -250,22 +250,7 @@ class DockerServer:
         return spec
 
     def _wait_healthy(self) -> None:
-        deadline = time.monotonic() + self.command.start_timeout
-        while time.monotonic() < deadline:
-            if not self.is_alive():
-                raise ServerStartError(
-                    f"the model server container exited during start-up. {self.describe_exit()}",
-                    hint=f"Full log: {self.log_path}",
-                )
-            if self.socket_path.exists() and self._client.is_healthy():
-                return
-            time.sleep(0.2)
-        self._save_log()
-        self.stop()
-        raise ServerStartError(
-            f"the model server container did not answer within {self.command.start_timeout:g} s.",
-            hint=f"Full log: {self.log_path}",
-        )
+        wait_until_healthy(self, self.socket_path, self.command.start_timeout, self.log_path)
 
     def is_alive(self) -> bool:
         """True while the container runs."""
