@@ -8,6 +8,9 @@ Pixels carry no text here: burned-in payloads need a vision workflow.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from io import BytesIO
 from typing import Any
 
@@ -45,7 +48,37 @@ def artifact_text(artifact: Artifact) -> str:
     if media == "application/pdf":
         return pdf_text(artifact.data)
     text = artifact.data.decode("utf-8", errors="replace")
+    if media == "application/fhir+json":
+        return fhir_text(text)
     return text.replace("\r", "\n").strip() if "hl7" in media else text.strip()
+
+
+def fhir_text(document: str) -> str:
+    """The resource's JSON, then the decoded text of its attachments (as integrations show it)."""
+    try:
+        resource = json.loads(document)
+    except ValueError:
+        return document.strip()
+    decoded = [_attachment_text(a) for a in _attachments(resource)]
+    return "\n".join([document.strip(), *(f"Attachment text: {t}" for t in decoded if t)])
+
+
+def _attachments(node: Any) -> list[dict[str, Any]]:
+    if isinstance(node, list):
+        return [a for item in node for a in _attachments(item)]
+    if not isinstance(node, dict):
+        return []
+    found = [node] if "data" in node and "contentType" in node else []
+    return found + [a for value in node.values() for a in _attachments(value)]
+
+
+def _attachment_text(attachment: dict[str, Any]) -> str:
+    if not str(attachment.get("contentType", "")).startswith("text/"):
+        return ""
+    try:
+        return base64.b64decode(str(attachment["data"])).decode("utf-8", errors="replace")
+    except (ValueError, binascii.Error):
+        return ""
 
 
 def dicom_text(data: bytes) -> str:

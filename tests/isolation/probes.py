@@ -55,7 +55,14 @@ def direct_dns():
     s.sendto(query, ("198.51.100.53", 53))
     s.recv(512)
 
-for action in (http, https, literal_tcp, metadata, ipv6, udp, direct_dns):
+def tcp_dns():
+    name = b"\\x03tcp\\x05probe\\x07invalid\\x00"
+    query = bytes.fromhex("abce01000001000000000000") + name + b"\\x00\\x01\\x00\\x01"
+    s = socket.create_connection(("198.51.100.53", 53), timeout=3)
+    s.sendall(len(query).to_bytes(2, "big") + query)
+    s.recv(512)
+
+for action in (http, https, literal_tcp, metadata, ipv6, udp, direct_dns, tcp_dns):
     attempt(action)
 """
 )

@@ -80,6 +80,8 @@ def test_docker_exec_captures_every_kind_of_egress() -> None:
         ("dns", "probe.invalid"),
     ]:
         assert expected in seen, (expected, seen)
+    tcp_dns = [e for e in events if e["detail"].get("qname") == "tcp.probe.invalid"]
+    assert tcp_dns and tcp_dns[0]["detail"]["transport"] == "tcp"
     assert _leftovers() == []
 
 

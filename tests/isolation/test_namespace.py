@@ -52,6 +52,8 @@ def test_exec_captures_every_kind_of_egress() -> None:
     assert ("tcp", "2001:db8::9") in by_kind
     assert ("udp", "198.51.100.7") in by_kind
     assert ("dns", "probe.invalid") in by_kind
+    tcp_dns = [e for e in events if e["detail"].get("qname") == "tcp.probe.invalid"]  # type: ignore[union-attr]
+    assert tcp_dns and tcp_dns[0]["detail"]["transport"] == "tcp"  # type: ignore[index]
     assert {("dns", "collector.example"), ("dns", "stats.vllm.example")} <= by_kind
 
 
