@@ -1,8 +1,9 @@
 """DICOM Part 10 files with a payload in a header attribute, a private tag, SR text or pixels.
 
-Inputs of kind report, prior-report or result become a Basic Text SR; every other kind becomes
-a 512x512 grey-scale image of the case's modality (CT, MR, CR, DX, MG, US; else Secondary
-Capture). `payload.field` chooses where the payload goes:
+Inputs of kind report, prior-report or result become a Basic Text SR; a referral becomes an
+Encapsulated PDF of the `pdf` carrier's letter, its payload hidden by a PDF technique (see
+dicom_document); every other kind becomes a 512x512 grey-scale image of the case's modality
+(CT, MR, CR, DX, MG, US; else Secondary Capture). `payload.field` chooses where the payload goes:
 
 - a standard text attribute by keyword or tag, e.g. ImageComments, "(0010,21B0)" (the default
   for images is ImageComments);
@@ -14,8 +15,8 @@ Placement rule: when the attribute already has clinical text, the payload is app
 space, or a new line in ST/LT/UT) if the result fits the VR; otherwise it replaces the clinical
 text; a payload that alone does not fit is a CarrierError. A `{payload}` mark in the input's
 content (the ImageComments or SR findings text) puts it there instead of appending it.
-The clean twin is the same file, same UIDs, without the payload. BurnedInAnnotation says NO in
-both: an attacker who burns in text does not set the flag.
+The clean twin is the same file, same UIDs, without the payload. An image's BurnedInAnnotation
+says NO in both: an attacker who burns in text does not set the flag.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import io
 from typing import TYPE_CHECKING
 
 from sandbox.carriers.base import Artifact, planted_text, register
+from sandbox.carriers.dicom_document import DOCUMENT_KINDS, build_document
 from sandbox.carriers.dicom_fields import (
     PRIVATE_CREATOR,
     Target,
@@ -44,8 +46,10 @@ MEDIA_TYPE = "application/dicom"
 
 @register("dicom")
 def build_dicom(scenario: Scenario, item: Input) -> Artifact:
-    """Build the DICOM file of `item`: an image or a Basic Text SR, with or without payload."""
+    """Build the DICOM file of `item`: an image, a Basic Text SR or an Encapsulated PDF."""
     require_dependencies()
+    if item.kind in DOCUMENT_KINDS:
+        return _artifact(item, *build_document(scenario, item))
     is_sr = item.kind in SR_KINDS
     target = resolve_target(item.payload, is_sr)
     planted = planted_text(scenario, item.payload) if item.payload else ""
@@ -54,12 +58,16 @@ def build_dicom(scenario: Scenario, item: Input) -> Artifact:
     ds = build_sr(scenario, item, body) if is_sr else build_image(scenario, item, body)
     if target is not None and not at_mark:
         _plant(ds, target, planted)
+    return _artifact(item, ds, bool(planted))
+
+
+def _artifact(item: Input, ds: Dataset, has_payload: bool) -> Artifact:
     return Artifact(
         name=f"{item.kind}.dcm",
         media_type=MEDIA_TYPE,
         kind=item.kind,
         data=write_part10(ds),
-        has_payload=bool(planted),
+        has_payload=has_payload,
     )
 
 

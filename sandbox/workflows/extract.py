@@ -1,8 +1,9 @@
 """What an integration reads out of each clinical file: the text a model would be given.
 
 Text formats are decoded; DICOM headers are serialised as a PACS integration lists them (the
-free-text attributes, private text elements, and Structured Report text); PDFs go through a
-standard text extractor (pypdf), which sees hidden text exactly as production pipelines do.
+free-text attributes, private text elements, Structured Report text, and an Encapsulated PDF's
+text); PDFs go through a standard text extractor (pypdf), which sees hidden text exactly as
+production pipelines do.
 Pixels carry no text here: burned-in payloads need a vision workflow.
 """
 
@@ -29,6 +30,7 @@ DICOM_HEADER_FIELDS = (
     "StudyDescription",
     "SeriesDescription",
     "ProtocolName",
+    "DocumentTitle",
     "InstitutionName",
     "ReferringPhysicianName",
     "RequestedProcedureDescription",
@@ -82,7 +84,7 @@ def _attachment_text(attachment: dict[str, Any]) -> str:
 
 
 def dicom_text(data: bytes) -> str:
-    """'Keyword: value' lines for the header fields a PACS shows, private text, and SR text."""
+    """'Keyword: value' lines for the header fields a PACS shows, private, SR and PDF text."""
     pydicom = _import("pydicom")
     dataset = pydicom.dcmread(BytesIO(data), stop_before_pixels=True)
     lines = [
@@ -96,6 +98,7 @@ def dicom_text(data: bytes) -> str:
         if element.tag.is_private and element.VR in ("LT", "ST", "UT") and element.value
     ]
     lines += [f"Report text: {value}" for value in _sr_text(dataset)]
+    lines += [f"Document text:\n{pdf_text(pdf)}" for pdf in _encapsulated_pdf(dataset)]
     return "\n".join(lines)
 
 
@@ -106,6 +109,16 @@ def _sr_text(dataset: Any) -> list[str]:
             found.append(str(item.TextValue))
         found += _sr_text(item)
     return found
+
+
+def _encapsulated_pdf(dataset: Any) -> list[bytes]:
+    """The PDF of an Encapsulated PDF instance, without the byte that pads it to even length."""
+    if dataset.get("MIMETypeOfEncapsulatedDocument") != "application/pdf":
+        return []
+    data = bytes(dataset.get("EncapsulatedDocument", b""))
+    length = dataset.get("EncapsulatedDocumentLength")
+    data = data[:length] if isinstance(length, int) else data.removesuffix(b"\x00")
+    return [data] if data else []
 
 
 def pdf_text(data: bytes) -> str:
