@@ -33,7 +33,8 @@ TEXT_LOCATIONS: dict[str, list[tuple[str, dict[str, Any]]]] = {
             "private:(0011,1010)",
         )
     ]
-    + [("report", {"field": "sr"})],
+    + [("report", {"field": "sr"})]
+    + [("referral", {"technique": t}) for t in ("visible", "white-text", "invisible")],
     "pdf": [
         ("referral", {"technique": t}) for t in ("visible", "white-text", "tiny-text", "invisible")
     ],
