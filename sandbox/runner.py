@@ -251,7 +251,9 @@ class _ServerPool:
             artifacts = build_artifacts(spec.scenario)
             result.request = render_request(spec.scenario, artifacts)
             if not server.is_alive():
-                raise BackendError(self._restart(server, "was not running before the trial"))
+                note = self._restart(server, "was not running before the trial")
+                if not server.is_alive():
+                    raise BackendError(note)
             sampling = provenance.sampling.model_copy(update={"seed": spec.seed})
             context = ToolContext(spec.scenario, artifacts, server.fetch)
             talk = converse(
@@ -290,7 +292,7 @@ class _ServerPool:
         return result
 
     def _explain(self, server: ModelServer, exc: BackendError) -> str:
-        if server.is_alive() or self.aborted.is_set():
+        if self.aborted.is_set() or _stays_alive(server):
             return str(exc)
         exit_note = server.describe_exit()
         return f"model server died during the trial. {exit_note}\n{self._restart(server, 'died')}"
@@ -316,3 +318,13 @@ def _egress_after(server: ModelServer) -> tuple[list[EgressEvent], Capture]:
     if capture == "complete":
         time.sleep(EGRESS_GRACE_S)
     return server.take_egress(), capture
+
+
+def _stays_alive(server: ModelServer, grace_s: float = 1.0) -> bool:
+    """A killed server can still look alive for a moment after its socket broke: look again."""
+    deadline = time.monotonic() + grace_s
+    while server.is_alive():
+        if time.monotonic() > deadline:
+            return True
+        time.sleep(0.05)
+    return False
