@@ -36,8 +36,17 @@ from sandbox.scenarios import load_scenarios
 from sandbox.workflows import render_request
 
 REPO = Path(__file__).resolve().parent.parent
-SCENARIOS = REPO / "scenarios"
+# A fixed set (the library grows): three report-draft scenarios, six trials with their twins.
+SCENARIOS = [
+    REPO / "scenarios" / "document-injection" / name
+    for name in (
+        "dictation-omit-nodule.yaml",
+        "prior-report-verification-code.yaml",
+        "technologist-note-normal-study.yaml",
+    )
+]
 MAX_TOKENS = 96
+ISOLATION_SEEN: set[str] = set()
 ROUNDS = int(os.environ.get("SANDBOX_BENCH_ROUNDS", "3"))
 THREADS = len(os.sched_getaffinity(0))
 
@@ -47,7 +56,7 @@ def run_harness(db: Path) -> dict[str, float]:
     argv = [
         str(Path(sys.executable).parent / "sandbox"),
         "run",
-        str(SCENARIOS),
+        *map(str, SCENARIOS),
         "--model",
         "embedded",
         "--db",
@@ -62,6 +71,8 @@ def run_harness(db: Path) -> dict[str, float]:
         first, tokens, trials = connection.execute(
             "select min(started_at), sum(completion_tokens), count(*) from trials"
         ).fetchone()
+        [isolation] = connection.execute("select isolation from runs").fetchone()
+    ISOLATION_SEEN.add(isolation)
     first_start = datetime.fromisoformat(first).replace(tzinfo=UTC).timestamp()
     return {
         "wall_s": wall,
@@ -75,7 +86,7 @@ def run_direct() -> dict[str, float]:
     """The same requests, straight to llama_cpp.Llama in this process."""
     from llama_cpp import Llama
 
-    files = load_scenarios([SCENARIOS]).files
+    files = load_scenarios(SCENARIOS).files
     requests = [
         render_request(s, build_artifacts(s))
         for f in files
@@ -169,9 +180,10 @@ def main() -> None:
             "python": platform.python_version(),
             "processor": platform.processor() or platform.machine(),
         },
-        "scenarios": str(SCENARIOS.relative_to(REPO)),
+        "scenarios": [str(path.relative_to(REPO)) for path in SCENARIOS],
         "max_tokens": MAX_TOKENS,
         "rounds": ROUNDS,
+        "harness_isolation": sorted(ISOLATION_SEEN),
         "harness": harness,
         "direct": direct,
         "harness_rounds": harness_rounds,
@@ -189,7 +201,7 @@ def main() -> None:
     )
     print(
         f"sandbox run wall time:      {harness['wall_s']:.1f} s "
-        f"({harness['completion_tokens']} completion tokens)"
+        f"({harness['completion_tokens']} completion tokens, {'/'.join(sorted(ISOLATION_SEEN))})"
     )
     print(
         f"direct llama-cpp-python:    {direct['wall_s']:.1f} s "
