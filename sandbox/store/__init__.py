@@ -1,9 +1,9 @@
 """The results store: sqlmodel tables and `open_store(url)` (SQLite default, Postgres for teams)."""
 
+from sandbox.store.handle import RunHandle
 from sandbox.store.store import (
     EgressSummary,
     RunConfig,
-    RunHandle,
     Store,
     TrialSummary,
     VerdictSummary,
