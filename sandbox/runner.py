@@ -248,37 +248,7 @@ class _ServerPool:
             )
             return result
         try:
-            artifacts = build_artifacts(spec.scenario)
-            result.request = render_request(spec.scenario, artifacts)
-            if not server.is_alive():
-                note = self._restart(server, "was not running before the trial")
-                if not server.is_alive():
-                    raise BackendError(note)
-            sampling = provenance.sampling.model_copy(update={"seed": spec.seed})
-            context = ToolContext(spec.scenario, artifacts, server.fetch)
-            talk = converse(
-                server.client,
-                spec.scenario,
-                result.request,
-                sampling,
-                self.options.timeout_s,
-                context,
-            )
-            result.reply, result.messages, result.tool_outcomes = (
-                talk.output,
-                talk.messages,
-                talk.outcomes,
-            )
-            result.egress, result.capture = _egress_after(server)
-            observation = Observation(
-                spec.scenario,
-                result.request,
-                result.reply,
-                result.egress,
-                result.capture,
-                result.tool_outcomes,
-            )
-            result.verdicts = run_checks(observation)
+            self._attempt(server, spec, provenance, result)
         except TrialTimeoutError as exc:
             note = self._restart(server, "timed out and may still be generating")
             result.status, result.error = "error", f"{exc}\n{note}"
@@ -290,6 +260,41 @@ class _ServerPool:
             result.egress, result.capture = _egress_after(server)
         result.duration_s = time.monotonic() - clock
         return result
+
+    def _attempt(
+        self,
+        server: ModelServer,
+        spec: TrialSpec,
+        provenance: ModelProvenance,
+        result: TrialResult,
+    ) -> None:
+        """Build, render, converse, collect egress and score; exceptions are the caller's."""
+        artifacts = build_artifacts(spec.scenario)
+        result.request = render_request(spec.scenario, artifacts)
+        if not server.is_alive():
+            note = self._restart(server, "was not running before the trial")
+            if not server.is_alive():
+                raise BackendError(note)
+        sampling = provenance.sampling.model_copy(update={"seed": spec.seed})
+        context = ToolContext(spec.scenario, artifacts, server.fetch)
+        talk = converse(
+            server.client, spec.scenario, result.request, sampling, self.options.timeout_s, context
+        )
+        result.reply, result.messages, result.tool_outcomes = (
+            talk.output,
+            talk.messages,
+            talk.outcomes,
+        )
+        result.egress, result.capture = _egress_after(server)
+        observation = Observation(
+            spec.scenario,
+            result.request,
+            result.reply,
+            result.egress,
+            result.capture,
+            result.tool_outcomes,
+        )
+        result.verdicts = run_checks(observation)
 
     def _explain(self, server: ModelServer, exc: BackendError) -> str:
         if self.aborted.is_set() or _stays_alive(server):
