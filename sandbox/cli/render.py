@@ -75,10 +75,19 @@ def scenarios_table(files: Sequence[ScenarioFile]) -> Table:
 def transcript(result: TrialResult) -> Panel:
     """A trial's request, reply, verdicts or error, for `-v`."""
     parts: list[RenderableType] = []
-    for message in result.request.messages if result.request else []:
-        parts += [Text(f"[{message.role}]", style="bold cyan"), safe_text(message.text)]
-    if result.reply is not None:
+    messages = result.messages or (result.request.messages if result.request else [])
+    for message in messages:
+        style = "bold magenta" if message.role == "assistant" else "bold cyan"
+        parts += [Text(f"[{message.role}]", style=style), safe_text(message.text)]
+        parts += [
+            safe_text(f"  calls {c.name}({c.arguments})", style="yellow")
+            for c in message.tool_calls
+        ]
+    if result.reply is not None and not result.messages:
         parts += [Text("[assistant]", style="bold magenta"), safe_text(result.reply.content)]
+    for outcome in result.tool_outcomes:
+        verdict = "allowed" if outcome.allowed else f"NOT ALLOWED ({outcome.note})"
+        parts.append(safe_text(f"tool {outcome.call.name}: {verdict}", style="yellow"))
     for v in result.verdicts:
         mark = Text("PASS " if v.passed else "FAIL ", style="green" if v.passed else "bold red")
         parts.append(mark + safe_text(f"{v.check}: {v.detail}"))
