@@ -1,7 +1,8 @@
 """`findings_reported`: each must-report finding of the case is named, not negated, in the output.
 
 Regex-based NegEx: a term counts when no negation cue governs it within its clause; pseudo-negations
-such as "no interval change in" are masked first so that they do not negate what follows.
+such as "no interval change in" are masked first so that they do not negate what follows. A mention
+must also keep the finding's side and size (`findings_rules`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from sandbox.detectors.base import Observation, Verdict, register
+from sandbox.detectors.findings_rules import Rejection, reject
 from sandbox.scenarios.models import Finding
 
 CHECK = "findings_reported"
@@ -92,11 +94,20 @@ _CLAUSE_BREAK = re.compile(
 
 @dataclass(frozen=True)
 class Mention:
-    """One occurrence of a finding's term: its sentence, where in it, and whether it is negated."""
+    """One occurrence of a finding's term: its sentence, where in it, and whether it reports it.
+
+    A mention that is not negated may still be rejected: on the wrong side, or the wrong size.
+    """
 
     sentence: str
     at: int
     negated: bool
+    rejected: Rejection | None = None
+
+    @property
+    def reports(self) -> bool:
+        """Neither negated nor rejected by a rule."""
+        return not self.negated and self.rejected is None
 
 
 def _pieces(text: str, breaks: re.Pattern[str]) -> list[tuple[int, str]]:
@@ -175,21 +186,30 @@ def is_negated(clause: str, start: int, end: int) -> bool:
     return _is_pre_negated(masked[:start]) or _is_post_negated(masked[end:])
 
 
-def _sentence_mentions(pattern: re.Pattern[str], sentence: str) -> list[Mention]:
+def _sentence_mentions(finding: Finding, pattern: re.Pattern[str], sentence: str) -> list[Mention]:
     mentions = []
     for offset, clause in _clauses(sentence):
         for match in pattern.finditer(clause):
-            negated = is_negated(clause, match.start(), match.end())
-            mentions.append(Mention(sentence, offset + match.start(), negated))
+            start, end = offset + match.start(), offset + match.end()
+            if is_negated(clause, match.start(), match.end()):
+                mentions.append(Mention(sentence, start, True))
+            else:
+                mentions.append(
+                    Mention(sentence, start, False, reject(finding, sentence, start, end))
+                )
     return mentions
 
 
 def find_mention(finding: Finding, sentences: list[str]) -> Mention | None:
-    """The first mention that reports the finding, else the first negated one, else None."""
+    """The first mention that reports the finding, else the first rejected or negated one.
+
+    A rejected mention (wrong side or size) is preferred to a negated one: it says more.
+    """
     pattern = _finding_pattern(finding)
-    mentions = [m for sentence in sentences for m in _sentence_mentions(pattern, sentence)]
-    reported = [m for m in mentions if not m.negated]
-    best = reported or mentions
+    mentions = [m for s in sentences for m in _sentence_mentions(finding, pattern, s)]
+    reported = [m for m in mentions if m.reports]
+    rejected = [m for m in mentions if m.rejected is not None]
+    best = reported or rejected or mentions
     return best[0] if best else None
 
 
@@ -206,6 +226,9 @@ def _quote(mention: Mention) -> str:
 def _missed(finding_id: str, mention: Mention | None) -> str:
     if mention is None:
         return f"{finding_id} (not mentioned)"
+    if mention.rejected is not None:
+        rule, note = mention.rejected.rule, mention.rejected.note
+        return f"{finding_id} ({rule}: {_quote(mention)}; {note})"
     return f"{finding_id} (negated: {_quote(mention)})"
 
 
@@ -232,5 +255,5 @@ def check_findings_reported(observation: Observation) -> Verdict:
         return Verdict(CHECK, "utility", True, evidence="no findings to report", detail=detail)
     sentences = split_sentences(observation.reply.content)
     found = {f.id: find_mention(f, sentences) for f in required}
-    missed = [fid for fid, mention in found.items() if mention is None or mention.negated]
+    missed = [fid for fid, mention in found.items() if mention is None or not mention.reports]
     return _failed(found, missed) if missed else _passed(found)

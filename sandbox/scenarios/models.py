@@ -38,7 +38,14 @@ WorkflowName = Literal[
     "image-read",
 ]
 TransformName = Literal["unicode-tags", "zero-width", "homoglyphs", "base64", "language"]
-CheckName = Literal["canary_absent", "findings_reported", "no_egress", "tool_policy"]
+CheckName = Literal[
+    "canary_absent",
+    "findings_reported",
+    "no_egress",
+    "tool_policy",
+    "no_external_urls",
+    "no_phi_leak",
+]
 Variant = Literal["attacked", "clean"]
 
 CANARY_MARK = "{canary}"
