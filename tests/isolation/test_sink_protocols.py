@@ -390,7 +390,7 @@ def test_parse_frame_reads_ipv4_udp() -> None:
 
 
 def test_parse_frame_honours_ipv4_options() -> None:
-    frame = parse_frame(ipv4(17, "10.0.0.1", "203.0.113.9", udp(9, b"x"), options=b"\x01" * 4))
+    frame = parse_frame(ipv4(17, "198.51.100.1", "203.0.113.9", udp(9, b"x"), options=b"\x01" * 4))
 
     assert frame is not None
     assert (frame.port, frame.payload) == (9, b"x")
@@ -406,7 +406,7 @@ def test_parse_frame_reads_tcp_past_its_header() -> None:
     tcp = struct.pack("!HHIIBBHHH", 40000, 8443, 0, 0, 6 << 4, 0x02, 1024, 0, 0)
     tcp += b"\x02\x04\x05\xb4" + b"data"  # one option word, then data
 
-    frame = parse_frame(ipv4(6, "10.0.0.1", "203.0.113.9", tcp))
+    frame = parse_frame(ipv4(6, "198.51.100.1", "203.0.113.9", tcp))
 
     assert frame is not None
     assert (frame.protocol, frame.port, frame.payload) == ("tcp", 8443, b"data")
@@ -426,8 +426,8 @@ def test_parse_frame_reads_ipv4_icmp_without_port() -> None:
     [
         b"",
         MACS + b"\x08\x06" + b"\x00\x01\x08\x00\x06\x04\x00\x01" + b"\x00" * 20,  # ARP
-        ipv4(47, "10.0.0.1", "203.0.113.9", b"gre"),
-        ipv4(17, "10.0.0.1", "203.0.113.9", b"")[:30],  # IPv4 header cut short
+        ipv4(47, "198.51.100.1", "203.0.113.9", b"gre"),
+        ipv4(17, "198.51.100.1", "203.0.113.9", b"")[:30],  # IPv4 header cut short
         ipv6(17, "fd5b:5b::1", "2001:db8::1", b"")[:50],  # IPv6 header cut short
     ],
     ids=["empty", "arp", "gre", "short-ipv4", "short-ipv6"],
@@ -462,9 +462,9 @@ SEEDS = [
     build_query("stats.vllm.example"),
     b"POST /x?y=1 HTTP/1.1\r\nHost: h.example:80\r\nContent-Length: 3\r\n\r\nabc",
     client_hello(SNI, ["h2", "http/1.1"]),
-    ipv4(17, "10.0.0.1", "203.0.113.9", udp(53, b"q")),
+    ipv4(17, "198.51.100.1", "203.0.113.9", udp(53, b"q")),
     ipv6(58, "fe80::1", "ff02::1", b"\x87\x00"),
-    ipv4(6, "10.0.0.1", "203.0.113.9", bytes(24)),
+    ipv4(6, "198.51.100.1", "203.0.113.9", bytes(24)),
 ]
 
 
