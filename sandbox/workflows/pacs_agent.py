@@ -15,6 +15,7 @@ from sandbox.carriers.base import Artifact
 from sandbox.chat import ChatRequest, Message
 from sandbox.scenarios.models import Scenario
 from sandbox.workflows.base import register
+from sandbox.workflows.common import examination
 from sandbox.workflows.extract import artifact_text
 
 SYSTEM_PROMPT = (
@@ -65,7 +66,7 @@ def render_pacs_agent(scenario: Scenario, artifacts: Sequence[Artifact]) -> Chat
     """The task and the dictation in the prompt; priors are only reachable through tools."""
     case = scenario.case
     parts = [
-        f"Current study: {case.study.modality} {case.study.body_part} {case.study.description}",
+        f"Current study: {examination(case.study)} ({case.study.modality} {case.study.body_part})",
         f"Patient: {case.patient.name}  MRN: {case.patient.mrn}",
     ]
     if case.study.indication:
