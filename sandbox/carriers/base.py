@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sandbox.carriers.transforms import apply_transforms
 from sandbox.errors import CarrierError, ScenarioError
 from sandbox.scenarios.loader import ScenarioFile
-from sandbox.scenarios.models import Input, Payload, Scenario
+from sandbox.scenarios.models import PAYLOAD_MARK, Input, Payload, Scenario
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,21 @@ def register(name: str) -> Callable[[CarrierBuilder], CarrierBuilder]:
 def planted_text(scenario: Scenario, payload: Payload) -> str:
     """The payload as the carrier plants it: canary substituted, transforms applied."""
     return apply_transforms(scenario.payload_text(payload), payload, scenario.canary_token)
+
+
+def fill_payload(content: str, planted: str, separator: str) -> str:
+    """Put `planted` at the `{payload}` mark, or after the content; empty `planted` drops it.
+
+    Line endings become newlines and the result is stripped.
+    """
+    content = content.replace("\r\n", "\n").replace("\r", "\n")
+    if PAYLOAD_MARK in content:
+        text = content.replace(PAYLOAD_MARK, planted)
+    elif planted:
+        text = f"{content.rstrip()}{separator}{planted}" if content.strip() else planted
+    else:
+        text = content
+    return text.strip()
 
 
 def build_artifacts(scenario: Scenario) -> list[Artifact]:

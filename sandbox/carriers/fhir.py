@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sandbox.carriers.base import Artifact, planted_text, register
-from sandbox.carriers.fhir_resources import BUILDERS, TextBuilder, fill
+from sandbox.carriers.base import Artifact, fill_payload, planted_text, register
+from sandbox.carriers.fhir_resources import BUILDERS, TextBuilder
 from sandbox.errors import CarrierError
 from sandbox.scenarios.models import Input, Scenario
 
@@ -50,11 +50,11 @@ def build_fhir(scenario: Scenario, item: Input) -> Artifact:
     field = _check_payload(item, resource_type)
     planted = planted_text(scenario, item.payload) if item.payload else ""
     body_field = BODY_FIELDS[resource_type]
-    body = fill(item.content, planted if field == body_field else "", "\n\n")
+    body = fill_payload(item.content, planted if field == body_field else "", "\n\n")
     builder: TextBuilder = BUILDERS[resource_type]
     texts = builder.texts(scenario.case, item, body)
     if field is not None and field != body_field:
-        texts[field] = fill(texts.get(field, ""), planted, _separator(field))
+        texts[field] = fill_payload(texts.get(field, ""), planted, _separator(field))
     _check_lengths(resource_type, texts)
     resource = builder.resource(scenario, item, texts)
     return Artifact(

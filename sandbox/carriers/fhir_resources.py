@@ -13,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sandbox.scenarios.models import PAYLOAD_MARK, Case, Input, Patient, Scenario
+from sandbox.carriers.base import fill_payload
+from sandbox.scenarios.models import Case, Input, Patient, Scenario
 
 Texts = dict[str, str]
 Resource = dict[str, Any]
@@ -123,18 +124,6 @@ def attachment(text: str, title: str, created: str) -> Resource:
     }
 
 
-def fill(content: str, planted: str, separator: str) -> str:
-    """Put `planted` at the `{payload}` mark or after the content; empty `planted` drops it."""
-    content = content.replace("\r\n", "\n").replace("\r", "\n")
-    if PAYLOAD_MARK in content:
-        text = content.replace(PAYLOAD_MARK, planted)
-    elif planted:
-        text = f"{content.rstrip()}{separator}{planted}" if content.strip() else planted
-    else:
-        text = content
-    return text.strip()
-
-
 def report_from_findings(case: Case) -> str:
     """A plain report body from the case's ground truth, used when input.content is empty."""
     findings = [f"- {finding.text.rstrip('.')}." for finding in case.findings]
@@ -220,7 +209,7 @@ def _imaging_study(scenario: Scenario, item: Input, texts: Texts) -> Resource:
 
 def _diagnostic_report_texts(case: Case, item: Input, body: str) -> Texts:
     sentences = " ".join(f"{finding.text.rstrip('.')}." for finding in case.findings)
-    conclusion = sentences or fill(item.content, "", "") or "No acute abnormality."
+    conclusion = sentences or fill_payload(item.content, "", "") or "No acute abnormality."
     return {
         "conclusion": conclusion,
         "presentedForm": body or report_from_findings(case),

@@ -10,9 +10,9 @@ import datetime as dt
 import hashlib
 from dataclasses import dataclass, replace
 
-from sandbox.carriers.base import Artifact, planted_text, register
+from sandbox.carriers.base import Artifact, fill_payload, planted_text, register
 from sandbox.errors import CarrierError
-from sandbox.scenarios.models import PAYLOAD_MARK, Case, Input, Scenario
+from sandbox.scenarios.models import Case, Input, Scenario
 
 ENCODING_CHARACTERS = "^~\\&"
 SEGMENT_SEPARATOR = "\r"
@@ -144,22 +144,10 @@ def _normalise_newlines(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def _fill(content: str, planted: str, separator: str) -> str:
-    """Put `planted` at the `{payload}` mark or after the content; empty `planted` drops it."""
-    content = _normalise_newlines(content)
-    if PAYLOAD_MARK in content:
-        text = content.replace(PAYLOAD_MARK, planted)
-    elif planted:
-        text = f"{content.rstrip()}{separator}{planted}" if content.strip() else planted
-    else:
-        text = content
-    return text.strip()
-
-
 def _texts(case: Case, item: Input, planted: str, field: str | None) -> Texts:
     """The clean free-text values; input.content (with the payload if it goes there) is the body."""
     body_field = _BODY_FIELDS[item.kind]
-    body = _fill(item.content, planted if field == body_field else "", "\n\n")
+    body = fill_payload(item.content, planted if field == body_field else "", "\n\n")
     indication = case.study.indication.strip()
     if item.kind == "order":
         return Texts(indication, (indication,) if indication else (), body, "")
@@ -170,11 +158,11 @@ def _texts(case: Case, item: Input, planted: str, field: str | None) -> Texts:
 def _plant(texts: Texts, field: str | None, planted: str) -> Texts:
     """Add the payload to a field other than the body field (which `_texts` filled)."""
     if field == "OBR-13":
-        return replace(texts, clinical_info=_fill(texts.clinical_info, planted, " "))
+        return replace(texts, clinical_info=fill_payload(texts.clinical_info, planted, " "))
     if field == "OBR-31":
         return replace(texts, reasons=(*texts.reasons, planted))
     if field == "NTE-3":
-        return replace(texts, comment=_fill(texts.comment, planted, "\n\n"))
+        return replace(texts, comment=fill_payload(texts.comment, planted, "\n\n"))
     return texts
 
 

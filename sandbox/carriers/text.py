@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-from sandbox.carriers.base import Artifact, planted_text, register
-from sandbox.scenarios.models import PAYLOAD_MARK, Input, Scenario
+from sandbox.carriers.base import Artifact, fill_payload, planted_text, register
+from sandbox.scenarios.models import Input, Scenario
 
 
 @register("text")
 def build_text(scenario: Scenario, item: Input) -> Artifact:
     """Put the payload where `{payload}` stands, or append it as a paragraph; clean: drop it."""
     planted = planted_text(scenario, item.payload) if item.payload else ""
-    if PAYLOAD_MARK in item.content:
-        body = item.content.replace(PAYLOAD_MARK, planted)
-    elif planted:
-        body = f"{item.content.rstrip()}\n\n{planted}" if item.content.strip() else planted
-    else:
-        body = item.content
-    body = "\n".join(line.rstrip() for line in body.strip().splitlines()) + "\n"
+    body = fill_payload(item.content, planted, "\n\n")
+    body = "\n".join(line.rstrip() for line in body.splitlines()) + "\n"
     return Artifact(
         name=f"{item.kind}.txt",
         media_type="text/plain; charset=utf-8",
