@@ -24,7 +24,7 @@ from sandbox.backends.prepare import LLAMA_IMAGE_REPO
 from sandbox.backends.server import FETCH_CODE, ServerCommand, wait_until_healthy
 from sandbox.egress import Capture, EgressEvent
 from sandbox.errors import MissingDependencyError, SandboxStartError
-from sandbox.isolation.namespace import READY_TIMEOUT, EventFile
+from sandbox.isolation.events import READY_TIMEOUT, EventFile
 
 RUN_LABEL, OWNER_LABEL = "org.sandbox.run", "org.sandbox.owner-pid"
 SINK_IMAGE = f"localhost/sandbox-sink:{__version__}"

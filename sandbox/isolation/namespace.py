@@ -19,8 +19,8 @@ from pathlib import Path
 from sandbox.backends.server import FETCH_CODE, ProcessServer, ServerCommand, log_tail
 from sandbox.egress import Capture, EgressEvent
 from sandbox.errors import SandboxStartError
+from sandbox.isolation.events import READY_TIMEOUT, EventFile
 
-READY_TIMEOUT = 20.0
 TOOLS = ("unshare", "nsenter", "setpriv", "ip", "iptables-restore")
 
 
@@ -133,26 +133,6 @@ class NamespaceSandbox:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=5)
-
-
-class EventFile:
-    """Reads a sink's JSON-lines file incrementally."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._offset = 0
-
-    def take(self) -> list[EgressEvent]:
-        """Events written since the last call; a line still being written waits its turn."""
-        try:
-            with self.path.open("rb") as handle:
-                handle.seek(self._offset)
-                data = handle.read()
-        except FileNotFoundError:
-            return []
-        complete = data[: data.rfind(b"\n") + 1]
-        self._offset += len(complete)
-        return [EgressEvent.from_line(line) for line in complete.decode().splitlines() if line]
 
 
 def _package_root() -> str:
