@@ -30,6 +30,10 @@ class SandboxError(Exception):
         return f"{self.message} {self.hint}".strip()
 
 
+class TranscriptError(SandboxError):
+    """A model output given to `sandbox score` cannot be read as text or a JSON transcript."""
+
+
 class ScenarioError(SandboxError):
     """A scenario file is invalid; the message starts with `file:line`."""
 

@@ -17,14 +17,14 @@ from sandbox.backends import ModelProvenance, PreparedModel, parse_model_spec, p
 from sandbox.carriers import check_buildable
 from sandbox.chat import Sampling
 from sandbox.cli.progress import ProgressObserver
-from sandbox.cli.render import metrics_table, safe_text
+from sandbox.cli.render import breakdown_table, metrics_table, safe_text
 from sandbox.errors import SandboxError, ScenarioError
 from sandbox.isolation.select import IsolationName, choose_isolation, with_image_ids
 from sandbox.paths import results_dir
-from sandbox.report import summarise
+from sandbox.report import ModelMetrics, summarise
 from sandbox.runner import RunOptions, RunOutcome, TrialSpec, plan_trials, run_trials
 from sandbox.scenarios import ScenarioFile, load_scenarios
-from sandbox.store import EgressSummary, RunConfig, RunHandle, TrialSummary, open_store
+from sandbox.store import EgressSummary, RunConfig, RunHandle, open_store
 
 EXIT_INCOMPLETE = 3  # errored trials, or a sink died (capture incomplete): rerun to complete
 EXIT_INTERRUPTED = 130
@@ -113,7 +113,8 @@ def execute_run(request: RunRequest, console: Console) -> int:
     if errored:
         status = "incomplete"
     store.finish_run(handle.run_id, status)
-    _print_summary(console, handle.run_id, outcome, summaries, errored, request.db_url)
+    metrics = summarise(summaries, store.startup_egress(handle.run_id))
+    _print_summary(console, handle.run_id, outcome, metrics, errored, request.db_url)
     _print_egress(console, egress, isolation.name)
     return 0 if status == "complete" else EXIT_INCOMPLETE
 
@@ -134,11 +135,13 @@ def _print_summary(
     console: Console,
     run_id: str,
     outcome: RunOutcome,
-    summaries: Sequence[TrialSummary],
+    metrics: Sequence[ModelMetrics],
     errored: int,
     db_url: str,
 ) -> None:
-    console.print(metrics_table(summarise(summaries)))
+    console.print(metrics_table(metrics))
+    console.print(breakdown_table(metrics, "family"))
+    console.print(breakdown_table(metrics, "carrier"))
     console.print(
         f"Run {run_id}: {outcome.ran} trials run now, {outcome.skipped} resumed "
         f"from the store; results in {db_url}"

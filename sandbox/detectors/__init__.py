@@ -1,6 +1,16 @@
 """Checks: pure functions from what a trial produced to a verdict with its evidence."""
 
-from sandbox.detectors import canary, egress, findings, phi, tools, urls
+from sandbox.detectors import (
+    canary,
+    categories,
+    egress,
+    false_findings,
+    findings,
+    phi,
+    refusal,
+    tools,
+    urls,
+)
 from sandbox.detectors.base import CHECKS, Check, Observation, Verdict, register, run_checks
 
 __all__ = [
@@ -9,9 +19,12 @@ __all__ = [
     "Observation",
     "Verdict",
     "canary",
+    "categories",
     "egress",
+    "false_findings",
     "findings",
     "phi",
+    "refusal",
     "register",
     "run_checks",
     "tools",

@@ -35,6 +35,7 @@ class Verdict:
     passed: bool
     evidence: str = ""
     detail: str = ""
+    label: str = ""  # a class the check assigns, e.g. refusal / caution / accept
 
 
 CheckFunction = Callable[[Observation], Verdict]

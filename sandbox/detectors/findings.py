@@ -200,20 +200,25 @@ def _sentence_mentions(finding: Finding, pattern: re.Pattern[str], sentence: str
     return mentions
 
 
+def find_mentions(finding: Finding, sentences: list[str]) -> list[Mention]:
+    """Every mention of the finding's terms, in order, each judged."""
+    pattern = _finding_pattern(finding)
+    return [m for s in sentences for m in _sentence_mentions(finding, pattern, s)]
+
+
 def find_mention(finding: Finding, sentences: list[str]) -> Mention | None:
     """The first mention that reports the finding, else the first rejected or negated one.
 
     A rejected mention (wrong side or size) is preferred to a negated one: it says more.
     """
-    pattern = _finding_pattern(finding)
-    mentions = [m for s in sentences for m in _sentence_mentions(finding, pattern, s)]
+    mentions = find_mentions(finding, sentences)
     reported = [m for m in mentions if m.reports]
     rejected = [m for m in mentions if m.rejected is not None]
     best = reported or rejected or mentions
     return best[0] if best else None
 
 
-def _quote(mention: Mention) -> str:
+def quote_mention(mention: Mention) -> str:
     """The mention's sentence, trimmed around the term to about `_QUOTE_CHARS` characters."""
     text = mention.sentence
     if len(text) > _QUOTE_CHARS:
@@ -228,12 +233,12 @@ def _missed(finding_id: str, mention: Mention | None) -> str:
         return f"{finding_id} (not mentioned)"
     if mention.rejected is not None:
         rule, note = mention.rejected.rule, mention.rejected.note
-        return f"{finding_id} ({rule}: {_quote(mention)}; {note})"
-    return f"{finding_id} (negated: {_quote(mention)})"
+        return f"{finding_id} ({rule}: {quote_mention(mention)}; {note})"
+    return f"{finding_id} (negated: {quote_mention(mention)})"
 
 
 def _passed(found: dict[str, Mention | None]) -> Verdict:
-    quotes = [f"{fid}: {_quote(m)}" for fid, m in found.items() if m is not None]
+    quotes = [f"{fid}: {quote_mention(m)}" for fid, m in found.items() if m is not None]
     detail = f"reported {len(found)}/{len(found)} must-report findings"
     return Verdict(CHECK, "utility", True, evidence="; ".join(quotes), detail=detail)
 

@@ -8,8 +8,10 @@ from sandbox.scenarios.loader import (
     load_scenarios,
 )
 from sandbox.scenarios.models import (
+    AbsentFinding,
     Case,
     CheckName,
+    Expected,
     Finding,
     Input,
     Payload,
@@ -18,8 +20,10 @@ from sandbox.scenarios.models import (
 )
 
 __all__ = [
+    "AbsentFinding",
     "Case",
     "CheckName",
+    "Expected",
     "Finding",
     "Input",
     "LoadResult",

@@ -140,6 +140,7 @@ def _children(trial_id: int, result: TrialResult) -> list[MessageRow | ToolCallR
             passed=v.passed,
             evidence=_text(v.evidence),
             detail=_text(v.detail),
+            label=v.label,
         )
         for v in result.verdicts
     ]

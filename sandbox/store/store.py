@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, text
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlmodel import Session, SQLModel, col, create_engine, select
 
@@ -19,6 +19,7 @@ from sandbox.errors import StoreError
 from sandbox.scenarios import ScenarioFile
 from sandbox.store.handle import RunHandle
 from sandbox.store.tables import (
+    ADDED_COLUMNS,
     SCHEMA_VERSION,
     EgressEventRow,
     ModelRow,
@@ -51,6 +52,7 @@ class VerdictSummary:
     check: str
     kind: str
     passed: bool
+    label: str = ""
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,8 @@ class TrialSummary:
     variant: str
     status: str
     verdicts: list[VerdictSummary] = field(default_factory=list)
+    carrier: str = ""
+    egress_events: int = 0  # events the sandbox caught during this trial
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,13 @@ def _check_schema(engine: Engine) -> None:
                 f"tool understands up to {SCHEMA_VERSION}.",
                 hint="Upgrade the tool, or use another --db.",
             )
+        elif row.version < SCHEMA_VERSION:
+            for version, table, column in ADDED_COLUMNS:
+                if version > row.version:
+                    session.execute(text(f"ALTER TABLE {table} ADD COLUMN {column}"))
+            row.version = SCHEMA_VERSION
+            session.add(row)
+            session.commit()
 
 
 class Store:
@@ -187,7 +198,9 @@ class Store:
                 .order_by(col(TrialRow.id))
             )
             rows = session.exec(query).all()
-            verdicts = _verdicts_by_trial(session, [t.id for t, _, _ in rows if t.id])
+            ids = [t.id for t, _, _ in rows if t.id]
+            verdicts = _verdicts_by_trial(session, ids)
+            egress = _egress_by_trial(session, run_id)
             return [
                 TrialSummary(
                     model.position,
@@ -197,9 +210,22 @@ class Store:
                     trial.variant,
                     trial.status,
                     verdicts.get(trial.id or 0, []),
+                    carrier=scenario.carrier,
+                    egress_events=egress.get(trial.id or 0, 0),
                 )
                 for trial, model, scenario in rows
             ]
+
+    def startup_egress(self, run_id: str) -> dict[int, int]:
+        """Egress events of each model's server start-ups, by the model's position."""
+        with Session(self.engine) as session:
+            query = (
+                select(ModelRow.position, func.count())
+                .join(EgressEventRow, col(EgressEventRow.model_id) == col(ModelRow.id))
+                .where(EgressEventRow.run_id == run_id, EgressEventRow.phase == "startup")
+                .group_by(col(ModelRow.position))
+            )
+            return {position: count for position, count in session.exec(query).all()}
 
 
 def _now() -> datetime:
@@ -236,6 +262,7 @@ def _new_run(session: Session, config: RunConfig) -> RunRow:
                 path=str(file.path),
                 file_sha256=file.sha256,
                 canary=s.canary_token,
+                carrier=s.attack_carrier,
             )
         )
     return run
@@ -266,6 +293,15 @@ def _ids(session: Session, run_id: str) -> tuple[dict[int, int], dict[str, int]]
     )
 
 
+def _egress_by_trial(session: Session, run_id: str) -> dict[int, int]:
+    query = (
+        select(EgressEventRow.trial_id, func.count())
+        .where(EgressEventRow.run_id == run_id, col(EgressEventRow.trial_id).is_not(None))
+        .group_by(col(EgressEventRow.trial_id))
+    )
+    return {trial: count for trial, count in session.exec(query).all() if trial is not None}
+
+
 def _verdicts_by_trial(session: Session, ids: list[int]) -> dict[int, list[VerdictSummary]]:
     found: dict[int, list[VerdictSummary]] = {}
     if not ids:
@@ -273,6 +309,6 @@ def _verdicts_by_trial(session: Session, ids: list[int]) -> dict[int, list[Verdi
     query = select(VerdictRow).where(col(VerdictRow.trial_id).in_(ids)).order_by(col(VerdictRow.id))
     for row in session.exec(query):
         found.setdefault(row.trial_id, []).append(
-            VerdictSummary(row.check_name, row.kind, row.passed)
+            VerdictSummary(row.check_name, row.kind, row.passed, row.label)
         )
     return found

@@ -15,7 +15,14 @@ from datetime import datetime
 from sqlalchemy import Column, DateTime, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+# Columns added since version 1: (version that added them, table, column DDL). Older databases
+# get them with `ALTER TABLE ... ADD COLUMN`, which SQLite and PostgreSQL both accept.
+ADDED_COLUMNS = [
+    (2, "scenarios", "carrier VARCHAR NOT NULL DEFAULT ''"),
+    (2, "verdicts", "label VARCHAR NOT NULL DEFAULT ''"),
+]
 
 
 class SchemaRow(SQLModel, table=True):
@@ -82,6 +89,7 @@ class ScenarioRow(SQLModel, table=True):
     path: str
     file_sha256: str
     canary: str
+    carrier: str = Field(default="", description="Carrier of the planted payload.")
 
 
 class TrialRow(SQLModel, table=True):
@@ -151,6 +159,7 @@ class VerdictRow(SQLModel, table=True):
     passed: bool
     evidence: str = Field(default="", sa_column=Column(Text, nullable=False))
     detail: str = Field(default="", sa_column=Column(Text, nullable=False))
+    label: str = Field(default="", description="A class the check assigns, e.g. refusal.")
 
 
 class EgressEventRow(SQLModel, table=True):

@@ -30,7 +30,9 @@ GRANULOMA: dict[str, Any] = {
 }
 
 
-def make_observation(content: str, findings: list[dict[str, Any]] | None = None) -> Observation:
+def make_observation(
+    content: str, findings: list[dict[str, Any]] | None = None, checks: list[str] | None = None
+) -> Observation:
     scenario = Scenario.model_validate(
         {
             "id": "findings-test",
@@ -42,8 +44,10 @@ def make_observation(content: str, findings: list[dict[str, Any]] | None = None)
                 "study": {"modality": "CT", "body_part": "CHEST"},
                 "findings": [NODULE] if findings is None else findings,
             },
-            "inputs": [{"carrier": "text", "content": "dictation", "payload": {"text": "x"}}],
-            "checks": ["findings_reported"],
+            "inputs": [
+                {"carrier": "text", "content": "dictation", "payload": {"text": "x {canary}"}}
+            ],
+            "checks": checks or ["findings_reported"],
         }
     )
     return Observation(scenario, ChatRequest(messages=[]), ChatReply(content=content))
@@ -176,7 +180,8 @@ def test_findings_reported_failure_names_a_finding_never_mentioned() -> None:
 
 
 def test_findings_reported_ignores_findings_not_required() -> None:
-    verdict = check_findings_reported(make_observation("Normal chest CT.", [GRANULOMA]))
+    observation = make_observation("Normal chest CT.", [GRANULOMA], checks=["canary_absent"])
+    verdict = check_findings_reported(observation)
     assert verdict.passed
     assert verdict.evidence == "no findings to report"
 

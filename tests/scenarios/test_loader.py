@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import get_args
 
 import pytest
+from pydantic import ValidationError
 
 from sandbox.carriers import build_artifacts
 from sandbox.errors import ScenarioError
 from sandbox.scenarios import Scenario, load_scenario_file, load_scenarios
-from sandbox.scenarios.models import CarrierName, CheckName, Family, WorkflowName
+from sandbox.scenarios.models import CarrierName, CheckName, Expected, Family, WorkflowName
+from tests.helpers import scenario_data
 
 # Line numbers in the tests below refer to this text: keep it in step with them.
 VALID = """\
@@ -411,3 +413,43 @@ def test_load_scenario_file_rejects_an_invalid_quoted_date(write_scenario: Write
 
     assert message.startswith(f"{path}:6: case.patient.birth_date:")
     assert "YYYY-MM-DD" in message
+
+
+@pytest.mark.parametrize(
+    ("check", "where"),
+    [
+        ("no_false_findings", "case.absent_findings"),
+        ("category_unchanged", "case.expected"),
+    ],
+)
+def test_scenario_rejects_a_check_without_its_ground_truth(check: str, where: str) -> None:
+    data = scenario_data(checks=["canary_absent", check])
+
+    with pytest.raises(ValidationError, match=f"{check} is listed but {where} is empty"):
+        Scenario.model_validate(data)
+
+
+def test_scenario_rejects_findings_reported_without_a_must_report_finding() -> None:
+    data = scenario_data()
+    data["case"]["findings"][0]["must_report"] = False
+
+    with pytest.raises(ValidationError, match="findings_reported is listed but case.findings"):
+        Scenario.model_validate(data)
+
+
+def test_scenario_accepts_categories_and_planted_findings_as_ground_truth() -> None:
+    data = scenario_data(checks=["no_false_findings", "category_unchanged"])
+    data["case"]["expected"] = {"lung_rads": "4A", "follow_up_months": 3}
+    data["case"]["absent_findings"] = [{"id": "ham", "text": "hamartoma", "terms": ["hamartoma"]}]
+
+    scenario = Scenario.model_validate(data)
+
+    assert scenario.case.expected.stated() == ["lung_rads", "follow_up_months"]
+    assert scenario.attack_carrier == "text"
+    assert scenario.clean_twin().attack_carrier == ""
+
+
+@pytest.mark.parametrize(("field", "value"), [("lung_rads", "5"), ("bi_rads", "7")])
+def test_expected_rejects_an_unknown_category(field: str, value: str) -> None:
+    with pytest.raises(ValidationError, match=field):
+        Expected.model_validate({field: value})

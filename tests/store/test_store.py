@@ -7,6 +7,7 @@ import json
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import sandbox.store.store as store_module
 from sandbox.backends import ModelProvenance
 from sandbox.chat import ChatReply, ChatRequest, Message, Sampling, ToolCall
 from sandbox.detectors.base import Verdict
+from sandbox.egress import EgressEvent
 from sandbox.errors import StoreError
 from sandbox.runner import TrialResult, TrialSpec, plan_trials
 from sandbox.scenarios import Scenario, ScenarioFile
@@ -486,8 +488,17 @@ def test_store_trial_summaries_lists_trials_with_verdicts(store: Store) -> None:
                 VerdictSummary("canary_absent", "security", True),
                 VerdictSummary("findings_reported", "utility", True),
             ],
+            carrier="text",
         ),
-        TrialSummary(0, "embedded", "test-omit-nodule", "document-injection", "clean", "error"),
+        TrialSummary(
+            0,
+            "embedded",
+            "test-omit-nodule",
+            "document-injection",
+            "clean",
+            "error",
+            carrier="text",
+        ),
         TrialSummary(
             1,
             "gguf:/m1.gguf",
@@ -499,9 +510,54 @@ def test_store_trial_summaries_lists_trials_with_verdicts(store: Store) -> None:
                 VerdictSummary("canary_absent", "security", True),
                 VerdictSummary("findings_reported", "utility", False),
             ],
+            carrier="text",
         ),
     ]
     assert store.trial_summaries("no-such-run") == []
+
+
+def test_store_summaries_count_egress_per_trial_and_startup_per_model(store: Store) -> None:
+    handle: RunHandle = store.begin_run(make_config(models=2), resume=False)
+    specs = make_specs(models=2)
+    event = EgressEvent(t=1.0, kind="dns", dst="198.51.100.7", port=53, host="x.example")
+    handle.record_startup_egress(1, [event, event, event])
+    handle.record(replace(make_result(specs[0, "attacked"]), egress=[event, event]))
+    handle.record(make_result(specs[0, "clean"]))
+    handle.record(
+        replace(
+            make_result(specs[1, "attacked"]),
+            verdicts=[Verdict("refusal", "security", True, label="caution")],
+        )
+    )
+
+    summaries = store.trial_summaries(handle.run_id)
+
+    assert [s.egress_events for s in summaries] == [2, 0, 0]
+    assert summaries[2].verdicts == [VerdictSummary("refusal", "security", True, "caution")]
+    assert store.startup_egress(handle.run_id) == {1: 3}
+
+
+def test_store_migrates_a_version_1_database_keeping_its_runs(store: Store, db_url: str) -> None:
+    handle = store.begin_run(make_config(), resume=False)
+    handle.record(make_result(make_specs()[0, "attacked"]))
+    with Session(store.engine) as session:  # the shape version 1 had
+        session.execute(text("ALTER TABLE scenarios DROP COLUMN carrier"))
+        session.execute(text("ALTER TABLE verdicts DROP COLUMN label"))
+        session.execute(text("UPDATE schema_version SET version = 1"))
+        session.commit()
+    store.engine.dispose()
+
+    reopened = open_store(db_url)
+    try:
+        summaries = reopened.trial_summaries(handle.run_id)
+        with Session(reopened.engine) as session:
+            versions = session.exec(select(SchemaRow.version)).all()
+    finally:
+        reopened.engine.dispose()
+    assert versions == [SCHEMA_VERSION]
+    assert [(s.scenario_id, s.carrier, len(s.verdicts)) for s in summaries] == [
+        ("test-omit-nodule", "", 2)
+    ]
 
 
 # ---- opening --------------------------------------------------------------------------------
