@@ -78,10 +78,15 @@ def _from_object(data: dict[str, Any]) -> Transcript:
     capture = data.get("capture", "complete" if "egress" in data else "none")
     if capture not in get_args(Capture):
         raise TranscriptError(f"`capture` must be one of {', '.join(get_args(Capture))}")
+    raw_egress = data.get("egress", [])
+    if not isinstance(raw_egress, list):
+        raise TranscriptError("`egress` must be a list of events")
     try:
-        egress = [EgressEvent.model_validate(e) for e in data.get("egress", [])]
+        egress = [EgressEvent.model_validate(e) for e in raw_egress]
     except ValidationError as exc:
-        raise TranscriptError(f"an egress event is invalid: {exc}") from None
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "event"
+        raise TranscriptError(f"an egress event is invalid: {where}: {first['msg']}") from None
     return Transcript(output, _calls(data.get("tool_calls", [])), egress, capture)
 
 
@@ -108,6 +113,8 @@ def _calls(raw: Any) -> list[ToolCall]:
         if not isinstance(item, dict):
             raise TranscriptError("each tool call must be an object")
         function = item.get("function", item)
+        if not isinstance(function, dict):
+            raise TranscriptError("a tool call's `function` must be an object")
         name, arguments = function.get("name"), function.get("arguments", "{}")
         if not isinstance(name, str) or not name:
             raise TranscriptError("each tool call needs a `name`")

@@ -17,7 +17,8 @@ from sandbox.carriers import build_artifacts, check_buildable
 from sandbox.chat import Sampling
 from sandbox.cli.render import print_egress_events, safe_text, scenarios_table
 from sandbox.cli.run import RunRequest, execute_run
-from sandbox.errors import SandboxStartError
+from sandbox.cli.score import print_verdicts, read_output, score_output
+from sandbox.errors import SandboxStartError, ScenarioError
 from sandbox.isolation import docker
 from sandbox.isolation.docker import default_llama_image
 from sandbox.isolation.doctor import diagnose, would_default_fail
@@ -224,6 +225,37 @@ def render(
         console.print(safe_text(message.text))
 
 
+@app.command()
+def score(
+    scenario: Annotated[Path, typer.Argument(help="A scenario file.")],
+    output: Annotated[
+        str,
+        typer.Option(
+            "--output",
+            metavar="FILE",
+            help="The model output to score: a text file, a JSON transcript, or - for stdin.",
+        ),
+    ],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the verdicts as one JSON document.")
+    ] = False,
+    clean: Annotated[bool, typer.Option(help="Score against the clean twin instead.")] = False,
+    plain: Annotated[
+        bool, typer.Option("--plain", help="Score the output as plain text even if it is JSON.")
+    ] = False,
+) -> None:
+    """Score a model output you already have against SCENARIO's checks, without running a model.
+
+    The output is plain text, or a JSON transcript: an object with output, tool_calls, egress
+    and capture, or an OpenAI-style list of messages. Tool calls are judged against the
+    scenario's policy offline, never made. Exits 0 once scored, whatever the verdicts.
+    """
+    chosen = _one_scenario(scenario)
+    variant = chosen.clean_twin() if clean else chosen
+    verdicts = score_output(variant, read_output(output), output, plain)
+    print_verdicts(console, variant, verdicts, as_json)
+
+
 @carriers_app.command("build")
 def build_carriers(
     scenario: Annotated[Path, typer.Argument(help="A scenario file.")],
@@ -246,4 +278,9 @@ def _one_scenario(path: Path) -> Scenario:
     loaded = load_scenarios([path], check_buildable)
     if loaded.errors:
         raise loaded.errors[0]
+    if len(loaded.files) != 1:
+        raise ScenarioError(
+            f"{path}: holds {len(loaded.files)} scenario files, not one.",
+            hint="Pass a single scenario file.",
+        )
     return loaded.files[0].scenario

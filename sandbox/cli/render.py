@@ -145,9 +145,9 @@ def transcript(result: TrialResult) -> Panel:
 
 def print_error(console: Console, message: str, hint: str = "") -> None:
     """A user error: one clear message and what to do."""
-    console.print(Text("error: ", style="bold red") + safe_text(message))
+    console.print(Text("error: ", style="bold red") + safe_text(message), soft_wrap=True)
     if hint:
-        console.print(safe_text(hint, style="yellow"))
+        console.print(safe_text(hint, style="yellow"), soft_wrap=True)
 
 
 def print_egress_events(console: Console, events: Sequence[EgressEvent], as_json: bool) -> None:

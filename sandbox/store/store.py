@@ -16,7 +16,7 @@ from sqlmodel import Session, SQLModel, col, create_engine, select
 
 from sandbox.backends import ModelProvenance
 from sandbox.errors import StoreError
-from sandbox.scenarios import ScenarioFile
+from sandbox.scenarios import Scenario, ScenarioFile
 from sandbox.store.handle import RunHandle
 from sandbox.store.tables import (
     ADDED_COLUMNS,
@@ -263,9 +263,26 @@ def _new_run(session: Session, config: RunConfig) -> RunRow:
                 file_sha256=file.sha256,
                 canary=s.canary_token,
                 carrier=s.attack_carrier,
+                payloads_json=json.dumps(_payloads(s)),
             )
         )
     return run
+
+
+def _payloads(scenario: Scenario) -> list[dict[str, object]]:
+    """What the attacker planted where, with the canary filled in, for reports."""
+    return [
+        {
+            "carrier": item.carrier,
+            "kind": item.kind,
+            "field": item.payload.field,
+            "technique": item.payload.technique,
+            "transforms": list(item.payload.transforms),
+            "text": scenario.payload_text(item.payload),
+        }
+        for item in scenario.inputs
+        if item.payload
+    ]
 
 
 def _model_row(run_id: str, position: int, model: ModelProvenance) -> ModelRow:

@@ -22,6 +22,7 @@ SCHEMA_VERSION = 2
 ADDED_COLUMNS = [
     (2, "scenarios", "carrier VARCHAR NOT NULL DEFAULT ''"),
     (2, "verdicts", "label VARCHAR NOT NULL DEFAULT ''"),
+    (2, "scenarios", "payloads_json TEXT NOT NULL DEFAULT '[]'"),
 ]
 
 
@@ -90,6 +91,11 @@ class ScenarioRow(SQLModel, table=True):
     file_sha256: str
     canary: str
     carrier: str = Field(default="", description="Carrier of the planted payload.")
+    payloads_json: str = Field(
+        default="[]",
+        sa_column=Column(Text, nullable=False, server_default="[]"),
+        description="Each planted payload: carrier, kind, field, technique, transforms, text.",
+    )
 
 
 class TrialRow(SQLModel, table=True):

@@ -542,6 +542,7 @@ def test_store_migrates_a_version_1_database_keeping_its_runs(store: Store, db_u
     handle.record(make_result(make_specs()[0, "attacked"]))
     with Session(store.engine) as session:  # the shape version 1 had
         session.execute(text("ALTER TABLE scenarios DROP COLUMN carrier"))
+        session.execute(text("ALTER TABLE scenarios DROP COLUMN payloads_json"))
         session.execute(text("ALTER TABLE verdicts DROP COLUMN label"))
         session.execute(text("UPDATE schema_version SET version = 1"))
         session.commit()
