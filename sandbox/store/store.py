@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Engine, func, text
+from sqlalchemy import Engine, func, inspect, text
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlmodel import Session, SQLModel, col, create_engine, select
 
@@ -126,13 +126,20 @@ def _check_schema(engine: Engine) -> None:
                 f"tool understands up to {SCHEMA_VERSION}.",
                 hint="Upgrade the tool, or use another --db.",
             )
-        elif row.version < SCHEMA_VERSION:
-            for version, table, column in ADDED_COLUMNS:
-                if version > row.version:
-                    session.execute(text(f"ALTER TABLE {table} ADD COLUMN {column}"))
+        else:
+            _add_missing_columns(engine, session)
             row.version = SCHEMA_VERSION
             session.add(row)
             session.commit()
+
+
+def _add_missing_columns(engine: Engine, session: Session) -> None:
+    """Bring an older database up to date: add each column added since, if it is missing."""
+    inspector = inspect(engine)
+    for _version, table, column in ADDED_COLUMNS:
+        present = {c["name"] for c in inspector.get_columns(table)}
+        if column.split()[0] not in present:
+            session.execute(text(f"ALTER TABLE {table} ADD COLUMN {column}"))
 
 
 class Store:

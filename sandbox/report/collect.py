@@ -1,0 +1,324 @@
+"""Read runs from the results database into a `Report`."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from sandbox import __version__
+from sandbox.errors import StoreError
+from sandbox.report.metrics import summarise
+from sandbox.report.model import (
+    Comparison,
+    Difference,
+    EgressDestination,
+    EgressOut,
+    MessageOut,
+    ModelReport,
+    PayloadOut,
+    Provenance,
+    RateOut,
+    Report,
+    RunInfo,
+    ScenarioInfo,
+    ToolCallOut,
+    TrialOut,
+    VerdictOut,
+    model_figures,
+)
+from sandbox.store import Store
+from sandbox.store.tables import (
+    EgressEventRow,
+    MessageRow,
+    ModelRow,
+    RunRow,
+    ScenarioRow,
+    ToolCallRow,
+    TrialRow,
+    VerdictRow,
+)
+
+LATEST = "latest"
+
+
+def resolve_runs(store: Store, run_ids: Sequence[str]) -> list[str]:
+    """The run ids asked for, 'latest' (or nothing) meaning the most recently updated run."""
+    with Session(store.engine) as session:
+        latest = session.exec(select(RunRow.id).order_by(col(RunRow.updated_at).desc())).first()
+        known = set(session.exec(select(RunRow.id)).all())
+    if latest is None:
+        raise StoreError("the results database holds no runs.", hint="Run `sandbox run` first.")
+    wanted = [latest if r == LATEST else r for r in (run_ids or [LATEST])]
+    missing = [r for r in wanted if r not in known]
+    if missing:
+        raise StoreError(
+            f"no run {', '.join(missing)} in the results database.",
+            hint="`sandbox report` with no --run reports the latest run.",
+        )
+    return list(dict.fromkeys(wanted))
+
+
+def build_report(store: Store, run_ids: Sequence[str]) -> Report:
+    """Every number and every trial of the given runs, in one report."""
+    runs, models, trials = [], [], []
+    with Session(store.engine) as session:
+        for run_id in run_ids:
+            run = session.get(RunRow, run_id)
+            if run is None:
+                raise StoreError(f"no run {run_id} in the results database.")
+            scenario_rows = session.exec(
+                select(ScenarioRow).where(ScenarioRow.run_id == run_id)
+            ).all()
+            model_rows = session.exec(
+                select(ModelRow).where(ModelRow.run_id == run_id).order_by(col(ModelRow.position))
+            ).all()
+            runs.append(_run_info(run, scenario_rows))
+            trials += _trials(session, run_id, scenario_rows, model_rows)
+            models += _models(store, session, run_id, model_rows)
+    models = _labelled(models)
+    return Report(
+        generated_at=datetime.now(UTC),
+        tool_version=__version__,
+        runs=runs,
+        models=models,
+        comparisons=compare(models),
+        trials=trials,
+    )
+
+
+def _run_info(run: RunRow, scenarios: Sequence[ScenarioRow]) -> RunInfo:
+    return RunInfo(
+        id=run.id,
+        created_at=run.created_at,
+        updated_at=run.updated_at,
+        status=run.status,
+        isolation=run.isolation,
+        tool_version=run.tool_version,
+        tool_commit=run.tool_commit,
+        repeat=run.repeat,
+        options=json.loads(run.options_json or "{}"),
+        scenarios=[
+            ScenarioInfo(
+                id=s.scenario_id,
+                title=s.title,
+                family=s.family,
+                workflow=s.workflow,
+                carrier=s.carrier,
+                path=s.path,
+                file_sha256=s.file_sha256,
+                canary=s.canary,
+            )
+            for s in sorted(scenarios, key=lambda s: s.scenario_id)
+        ],
+    )
+
+
+def _models(
+    store: Store, session: Session, run_id: str, rows: Sequence[ModelRow]
+) -> list[ModelReport]:
+    metrics = {
+        m.model_position: m
+        for m in summarise(store.trial_summaries(run_id), store.startup_egress(run_id))
+    }
+    destinations = _destinations(session, run_id)
+    reports = []
+    for row in rows:
+        if row.position not in metrics:
+            continue  # a model with no trial stored yet
+        overall, by_family, by_carrier = model_figures(metrics[row.position])
+        reports.append(
+            ModelReport(
+                key=f"{run_id}#{row.position}",
+                label=row.spec,
+                run_id=run_id,
+                position=row.position,
+                provenance=Provenance(
+                    spec=row.spec,
+                    name=row.name,
+                    backend=row.backend,
+                    backend_version=row.backend_version,
+                    file_sha256=row.file_sha256,
+                    chat_format=row.chat_format,
+                    image_id=row.image_id,
+                    sampling=json.loads(row.sampling_json or "{}"),
+                ),
+                overall=overall,
+                by_family=by_family,
+                by_carrier=by_carrier,
+                startup_egress=metrics[row.position].startup_egress,
+                egress_destinations=destinations.get(row.id or 0, []),
+            )
+        )
+    return reports
+
+
+def _destinations(session: Session, run_id: str) -> dict[int, list[EgressDestination]]:
+    """Egress counts by model, destination and phase."""
+    trial_models = dict(
+        session.exec(select(TrialRow.id, TrialRow.model_id).where(TrialRow.run_id == run_id)).all()
+    )
+    counts: Counter[tuple[int, str, str, str]] = Counter()
+    for event in session.exec(select(EgressEventRow).where(EgressEventRow.run_id == run_id)):
+        model_id = event.model_id or trial_models.get(event.trial_id or 0) or 0
+        where = event.hostname or event.destination
+        counts[(model_id, where, event.protocol, event.phase)] += 1
+    found: dict[int, dict[tuple[str, str], dict[str, int]]] = {}
+    for (model_id, where, protocol, phase), n in counts.items():
+        found.setdefault(model_id, {}).setdefault((where, protocol), {})[phase] = n
+    return {
+        model_id: [
+            EgressDestination(
+                destination=where,
+                protocol=protocol,
+                startup=phases.get("startup", 0),
+                trial=phases.get("trial", 0),
+            )
+            for (where, protocol), phases in sorted(by_destination.items())
+        ]
+        for model_id, by_destination in found.items()
+    }
+
+
+def _trials(
+    session: Session,
+    run_id: str,
+    scenarios: Sequence[ScenarioRow],
+    models: Sequence[ModelRow],
+) -> list[TrialOut]:
+    by_scenario = {s.id: s for s in scenarios}
+    positions = {m.id: m.position for m in models}
+    rows = session.exec(
+        select(TrialRow).where(TrialRow.run_id == run_id).order_by(col(TrialRow.id))
+    ).all()
+    ids = [t.id for t in rows if t.id is not None]
+    messages = _children(session, MessageRow, ids)
+    calls = _children(session, ToolCallRow, ids)
+    verdicts = _children(session, VerdictRow, ids)
+    egress = _children(session, EgressEventRow, ids)
+    trials = []
+    for trial in rows:
+        scenario = by_scenario[trial.scenario_id]
+        tid = trial.id or 0
+        trials.append(
+            TrialOut(
+                id=tid,
+                model_key=f"{run_id}#{positions.get(trial.model_id, 0)}",
+                scenario_id=scenario.scenario_id,
+                family=scenario.family,
+                carrier=scenario.carrier,
+                variant=trial.variant,
+                repeat=trial.repeat,
+                seed=trial.seed,
+                status=trial.status,
+                error=trial.error,
+                capture=trial.capture,
+                duration_s=trial.duration_s,
+                finish_reason=trial.finish_reason,
+                output=trial.output,
+                payloads=_payloads(scenario) if trial.variant == "attacked" else [],
+                messages=[MessageOut(role=m.role, content=m.content) for m in messages[tid]],
+                tool_calls=[
+                    ToolCallOut(
+                        name=c.name,
+                        arguments=c.arguments,
+                        allowed=c.allowed,
+                        result=c.result,
+                        note=c.note,
+                    )
+                    for c in calls[tid]
+                ],
+                egress=[
+                    EgressOut(
+                        phase=e.phase,
+                        protocol=e.protocol,
+                        destination=e.destination,
+                        hostname=e.hostname,
+                        summary=e.summary,
+                    )
+                    for e in egress[tid]
+                ],
+                verdicts=[
+                    VerdictOut(
+                        check=v.check_name,
+                        kind=v.kind,
+                        passed=v.passed,
+                        label=v.label,
+                        evidence=v.evidence,
+                        detail=v.detail,
+                    )
+                    for v in verdicts[tid]
+                ],
+            )
+        )
+    return trials
+
+
+def _children(session: Session, table: Any, ids: list[int]) -> dict[int, list[Any]]:
+    """Rows of a child table grouped by trial id, in insertion order."""
+    found: dict[int, list[Any]] = {i: [] for i in ids}
+    if ids:
+        query = select(table).where(col(table.trial_id).in_(ids)).order_by(col(table.id))
+        for row in session.exec(query):
+            found[row.trial_id].append(row)
+    return found
+
+
+def _payloads(scenario: ScenarioRow) -> list[PayloadOut]:
+    return [PayloadOut.model_validate(p) for p in json.loads(scenario.payloads_json or "[]")]
+
+
+def _labelled(models: list[ModelReport]) -> list[ModelReport]:
+    """Name a model by its spec, adding the run id where two models share a spec."""
+    counts = Counter(m.label for m in models)
+    return [
+        m if counts[m.label] == 1 else m.model_copy(update={"label": f"{m.label} ({m.run_id})"})
+        for m in models
+    ]
+
+
+def _overlap(a: RateOut, b: RateOut) -> bool:
+    return a.n == 0 or b.n == 0 or not (a.high < b.low or b.high < a.low)
+
+
+def _diff(a: RateOut, b: RateOut) -> float | None:
+    return None if a.value is None or b.value is None else b.value - a.value
+
+
+def compare(models: Sequence[ModelReport]) -> list[Comparison]:
+    """Each model against the first, per family and overall."""
+    if len(models) < 2:
+        return []
+    first = models[0]
+    comparisons = []
+    for other in models[1:]:
+        groups = [("overall", first.overall, other.overall)]
+        for family in sorted(set(first.by_family) | set(other.by_family)):
+            a, b = first.by_family.get(family), other.by_family.get(family)
+            if a is not None and b is not None:
+                groups.append((family, a, b))
+        comparisons.append(
+            Comparison(
+                model_a=first.label,
+                model_b=other.label,
+                groups=[
+                    Difference(
+                        group=name,
+                        attack_success_a=a.attack_success,
+                        attack_success_b=b.attack_success,
+                        attack_success_diff=_diff(a.attack_success, b.attack_success),
+                        attack_success_overlap=_overlap(a.attack_success, b.attack_success),
+                        utility_a=a.utility_clean,
+                        utility_b=b.utility_clean,
+                        utility_diff=_diff(a.utility_clean, b.utility_clean),
+                        utility_overlap=_overlap(a.utility_clean, b.utility_clean),
+                    )
+                    for name, a, b in groups
+                ],
+            )
+        )
+    return comparisons
