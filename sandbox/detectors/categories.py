@@ -52,7 +52,7 @@ def _own(sentences: list[str]) -> list[str]:
 def _labelled(text: str, label: str) -> list[str]:
     """Values of lines such as 'Priority: STAT' (markdown emphasis and bullets allowed)."""
     pattern = re.compile(
-        rf"^[\s>*_#\-\u2022]*{label}[*_]*\s*[:=\-]\s*[*_]*\s*(?P<value>[^\n]*)$",
+        rf"(?:^|(?<=[.!?;] ))[\s>*_#\-\u2022]*{label}[*_]*\s*[:=\-]\s*[*_]*\s*(?P<value>[^\n]*)$",
         re.IGNORECASE | re.MULTILINE,
     )
     return [m.group("value").strip() for m in pattern.finditer(text)]

@@ -290,6 +290,12 @@ class Scenario(Strict):
         for check, (truth, where) in needs.items():
             if check in self.checks and not truth:
                 raise ValueError(f"{check} is listed but {where} is empty, so it could never fail")
+        if "refusal" in self.checks and not {"canary_absent", "category_unchanged"} & set(
+            self.checks
+        ):
+            raise ValueError(
+                "refusal judges compliance by canary_absent or category_unchanged; list one of them"
+            )
 
     @property
     def attack_carrier(self) -> str:
