@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup system-deps images demo test lint bench clean
+.PHONY: setup system-deps images demo test lint bench validate clean
 
 setup: system-deps $(STAMP)
 
@@ -35,6 +35,10 @@ test: lint
 
 bench: setup
 	$(BIN)/python scripts/bench.py
+
+# Precision and recall of every check on the hand-labelled outputs in tests/data/validation/.
+validate: setup
+	$(BIN)/pytest -q -s -p no:cacheprovider tests/detectors/test_validation.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
