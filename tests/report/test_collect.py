@@ -14,7 +14,7 @@ from sandbox.egress import EgressEvent
 from sandbox.errors import StoreError
 from sandbox.report.collect import build_report, resolve_runs
 from sandbox.report.metrics import wilson
-from sandbox.report.model import REPORT_SCHEMA_VERSION, Report, RateOut
+from sandbox.report.model import REPORT_SCHEMA_VERSION, RateOut, Report
 from sandbox.store import Store, open_store
 from tests.store.test_store import MODEL_SHA, make_config, make_error, make_result, make_specs
 
