@@ -13,7 +13,7 @@ import yaml
 
 from tests.helpers import SHARED_CACHE, scenario_data
 
-REQUIRE_FLAGS = ("SANDBOX_REQUIRE_POSTGRES", "SANDBOX_REQUIRE_DOCKER")
+REQUIRE_FLAGS = ("SANDBOX_REQUIRE_POSTGRES", "SANDBOX_REQUIRE_DOCKER", "SANDBOX_REQUIRE_BROWSER")
 
 
 @pytest.fixture(autouse=True)
