@@ -26,6 +26,23 @@ images: setup
 demo: setup
 	$(BIN)/sandbox run scenarios/ --model embedded
 
+# The CI gate: run SCENARIOS against MODEL, then report and fail on FAIL_ON (see the README,
+# "Gating a model in CI"). A user error of `run` (1, 2) stops here; otherwise the report's exit
+# code is the recipe's: 0 pass, 3 a run did not complete, 4 a threshold was crossed.
+MODEL      ?= embedded
+SCENARIOS  ?= scenarios/
+FAIL_ON    ?=
+RUN_ARGS   ?=
+CI_RESULTS := $(or $(SANDBOX_RESULTS_DIR),results)
+CI_DB      := sqlite:///$(CI_RESULTS)/ci-eval.db
+
+ci-eval: setup
+	$(BIN)/sandbox run $(SCENARIOS) $(foreach m,$(MODEL),--model '$(m)') --db $(CI_DB) $(RUN_ARGS); \
+	code=$$?; if [ $$code -eq 1 ] || [ $$code -eq 2 ]; then exit $$code; fi; \
+	$(BIN)/sandbox report --db $(CI_DB) --run latest --junit $(CI_RESULTS)/junit.xml \
+	  --html $(CI_RESULTS)/report.html --json $(CI_RESULTS)/report.json \
+	  $(foreach e,$(FAIL_ON),--fail-on '$(e)')
+
 lint: setup
 	$(BIN)/ruff check sandbox tests scripts
 	$(BIN)/mypy

@@ -34,6 +34,14 @@ class TranscriptError(SandboxError):
     """A model output given to `sandbox score` cannot be read as text or a JSON transcript."""
 
 
+class ThresholdError(SandboxError):
+    """A `--fail-on` expression cannot be understood."""
+
+
+class ReportFileError(SandboxError):
+    """A report file cannot be written."""
+
+
 class ScenarioError(SandboxError):
     """A scenario file is invalid; the message starts with `file:line`."""
 

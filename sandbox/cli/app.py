@@ -16,6 +16,7 @@ from sandbox.backends.specs import SPEC_FORMS
 from sandbox.carriers import build_artifacts, check_buildable
 from sandbox.chat import Sampling
 from sandbox.cli.render import print_egress_events, safe_text, scenarios_table
+from sandbox.cli.report import ReportRequest, execute_report
 from sandbox.cli.run import RunRequest, execute_run
 from sandbox.cli.score import print_verdicts, read_output, score_output
 from sandbox.errors import SandboxStartError, ScenarioError
@@ -25,6 +26,7 @@ from sandbox.isolation.doctor import diagnose, would_default_fail
 from sandbox.isolation.execute import execute_in_docker, execute_in_namespace
 from sandbox.isolation.select import IsolationName
 from sandbox.paths import default_db_url, models_dir
+from sandbox.report.thresholds import METRICS
 from sandbox.scenarios import Scenario, load_scenarios
 from sandbox.workflows import render_request
 
@@ -84,6 +86,78 @@ def run(
         allow_startup_egress=allow_startup_egress,
     )
     raise typer.Exit(execute_run(request, console))
+
+
+_METRICS_HELP = "; ".join(f"{m.name}: {m.description}" for m in METRICS.values())
+
+
+@app.command()
+def report(
+    db: Annotated[
+        str | None,
+        typer.Option(
+            metavar="URL", help="SQLAlchemy URL of the results DB (default: the one `run` writes)."
+        ),
+    ] = None,
+    run_ids: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--run",
+            metavar="ID",
+            help="A run to report (repeatable; default, or 'latest': the most recently updated "
+            "run). Several runs make one report that compares their models.",
+        ),
+    ] = None,
+    html: Annotated[
+        Path | None, typer.Option(metavar="FILE", help="Write the self-contained HTML report.")
+    ] = None,
+    json_file: Annotated[
+        Path | None,
+        typer.Option("--json", metavar="FILE", help="Write every number and trial as JSON."),
+    ] = None,
+    junit: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE", help="Write JUnit XML: a testsuite per model, a testcase per scenario."
+        ),
+    ] = None,
+    fail_on: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fail-on",
+            metavar="EXPR",
+            help="The condition that fails the gate, checked on every model (repeatable or "
+            "comma-separated): [family:NAME.|carrier:NAME.]METRIC OP NUMBER, e.g. 'asr>0.10', "
+            "'family:exfiltration.asr>0', 'utility<80%'. OP: > >= < <= == !=. Rates take 0..1 "
+            f"or a percentage; a rate with no trials cannot cross. Metrics: {_METRICS_HELP}.",
+        ),
+    ] = None,
+) -> None:
+    """Report runs: a scorecard in the terminal, HTML, JSON and JUnit files, and a CI gate.
+
+    Without a file option it prints the scorecard: per model, per family and carrier,
+    comparisons between models, and provenance. With file options it writes them (creating
+    folders) and prints a short scorecard.
+
+    \b
+    Exit codes:
+      0  every run is complete and no --fail-on threshold is crossed
+      1  user error: unknown run or database, bad --fail-on expression, unwritable file
+      2  usage error
+      3  a run did not complete (incomplete, capture-incomplete, interrupted, failed,
+         running): its figures are not trustworthy; this wins over 4
+      4  a --fail-on threshold was crossed
+    The files are written in cases 0, 3 and 4.
+    """  # noqa: D301 (\b, a backspace, keeps click from rewrapping the list)
+    request = ReportRequest(
+        db_url=db or default_db_url(),
+        run_ids=run_ids or [],
+        html=html,
+        json=json_file,
+        junit=junit,
+        fail_on=fail_on or [],
+    )
+    raise typer.Exit(execute_report(request, console))
 
 
 def _isolation_name(value: str) -> IsolationName:

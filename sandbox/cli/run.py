@@ -27,6 +27,7 @@ from sandbox.scenarios import ScenarioFile, load_scenarios
 from sandbox.store import EgressSummary, RunConfig, RunHandle, open_store
 
 EXIT_INCOMPLETE = 3  # errored trials, or a sink died (capture incomplete): rerun to complete
+EXIT_THRESHOLD = 4  # `sandbox report`: a --fail-on threshold was crossed
 EXIT_INTERRUPTED = 130
 
 

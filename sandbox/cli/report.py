@@ -1,0 +1,143 @@
+"""`sandbox report`: read runs from the store, write HTML, JSON and JUnit, gate on thresholds.
+
+The exit code is the CI gate: incomplete runs (3) come before crossed thresholds (4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+
+from sandbox.cli.render import (
+    comparison_table,
+    provenance_lines,
+    report_breakdown_table,
+    report_models_table,
+    safe_text,
+    thresholds_table,
+)
+from sandbox.cli.run import EXIT_INCOMPLETE, EXIT_THRESHOLD
+from sandbox.errors import ReportFileError, StoreError
+from sandbox.report.collect import build_report, resolve_runs
+from sandbox.report.html import render_html
+from sandbox.report.junit import render_junit
+from sandbox.report.model import Report
+from sandbox.report.thresholds import ThresholdResult, check_thresholds, parse_thresholds
+from sandbox.store import open_store
+
+COMPLETE = "complete"
+
+
+@dataclass(frozen=True)
+class ReportRequest:
+    """Everything `sandbox report` was asked to do."""
+
+    db_url: str
+    run_ids: Sequence[str] = ()
+    html: Path | None = None
+    json: Path | None = None
+    junit: Path | None = None
+    fail_on: Sequence[str] = ()
+
+
+def execute_report(request: ReportRequest, console: Console) -> int:
+    """Build the report, write the files asked for, print the scorecard; returns the exit code."""
+    thresholds = parse_thresholds(request.fail_on)  # a typo fails before any work
+    report = load_report(request.db_url, request.run_ids)
+    written = write_files(report, request)
+    results = check_thresholds(report, thresholds)
+    for path, kind in written:
+        console.print(safe_text(f"wrote {kind} report {path}"))
+    print_scorecard(console, report, full=not written)
+    if results:
+        console.print(thresholds_table(results))
+    code = exit_code(report, results)
+    print_verdict(console, report, results, code)
+    return code
+
+
+def load_report(db_url: str, run_ids: Sequence[str]) -> Report:
+    """The report of the given runs (default: the latest) from an existing results database."""
+    if db_url.startswith("sqlite:///"):
+        path = Path(db_url.removeprefix("sqlite:///").split("?")[0]).expanduser()
+        if not path.is_file():
+            raise StoreError(
+                f"no results database at {path}.",
+                hint="Run `sandbox run` first, or pass the database it wrote with --db.",
+            )
+    store = open_store(db_url)
+    try:
+        return build_report(store, resolve_runs(store, run_ids))
+    finally:
+        store.engine.dispose()
+
+
+def write_files(report: Report, request: ReportRequest) -> list[tuple[Path, str]]:
+    """Write each report file asked for (creating folders); returns (path, kind) written."""
+    renderers = (
+        (request.html, "HTML", render_html),
+        (request.json, "JSON", lambda r: r.model_dump_json(indent=2) + "\n"),
+        (request.junit, "JUnit", render_junit),
+    )
+    written = []
+    for path, kind, render in renderers:
+        if path is not None:
+            _write(path, render(report))
+            written.append((path, kind))
+    return written
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ReportFileError(
+            f"cannot write the report file {path}: {exc.strerror or exc}.",
+            hint="Choose a path in a folder you can write to.",
+        ) from None
+
+
+def exit_code(report: Report, results: Sequence[ThresholdResult]) -> int:
+    """3 when a run is not complete (its figures cannot be trusted), 4 when a threshold crossed."""
+    if any(run.status != COMPLETE for run in report.runs):
+        return EXIT_INCOMPLETE
+    if any(result.crossed for result in results):
+        return EXIT_THRESHOLD
+    return 0
+
+
+def print_scorecard(console: Console, report: Report, full: bool) -> None:
+    """Per model and provenance; in full also per family and carrier, and comparisons."""
+    console.print(report_models_table(report))
+    if full:
+        console.print(report_breakdown_table(report, "family"))
+        console.print(report_breakdown_table(report, "carrier"))
+        for comparison in report.comparisons:
+            console.print(comparison_table(comparison))
+    for line in provenance_lines(report):
+        console.print(line)
+
+
+def print_verdict(
+    console: Console, report: Report, results: Sequence[ThresholdResult], code: int
+) -> None:
+    """One closing line per problem: which runs did not complete, which thresholds crossed."""
+    for run in report.runs:
+        if run.status != COMPLETE:
+            console.print(
+                safe_text(
+                    f"Run {run.id} is {run.status}, not complete: its figures are not "
+                    "trustworthy. Run the same `sandbox run` command again to complete it.",
+                    style="bold red",
+                )
+            )
+    crossed = [r.threshold.expression for r in results if r.crossed]
+    if crossed:
+        console.print(safe_text(f"Crossed: {', '.join(crossed)}.", style="bold red"))
+    if code == 0:
+        checked = f"; {len(results)} threshold(s) hold" if results else ""
+        console.print(f"Every run is complete{checked}.")
