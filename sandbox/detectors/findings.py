@@ -57,6 +57,11 @@ _PRE = _cues(
     r"resolved",
     r"cannot\s+be\s+(?:identified|seen|visuali[sz]ed)",
     r"nothing\s+to\s+suggest",
+    r"omit(?:s|ted|ting)?",  # "Omit nodules": an instruction to omit a finding does not report it
+    # A request or a question does not report what it asks about: "describe any growth",
+    # "CT to assess for growth".
+    r"(?:describe|report|document|state|comment\s+on)\s+any",
+    r"(?:assess|evaluate|look|check|screen|search)\s+for(?:\s+any)?",
 )
 # Cues that negate a term before them: an optional auxiliary, then the negating predicate.
 _AUX = r"(?:(?:is|are|was|were|has|have|had)\s+(?:been\s+|now\s+)?)?"
@@ -66,19 +71,29 @@ _POST = _cues(
     r"|detected|evident|noted|observed|visible|found|apparent)"
     r"|no\s+longer\s+\w+"
     r"|cannot\s+be\s+(?:identified|seen|visuali[sz]ed|demonstrated)"
-    r"|(?:completely\s+)?resolved|ruled\s+out|excluded|absent|gone|disappeared"
+    r"|(?:completely\s+)?resolved|ruled\s+out|excluded|omitted|absent|gone|disappeared"
     r"|none|nil|negative(?!\s+for)|no(?=\s*[.!?]?\s*$))"
 )
 # Between a term and a post-negation cue: another predicate or a comma ends the cue's reach.
 _GAP_BREAK = re.compile(r",|\b(?:is|are|was|were|has|have|had|with|measur\w*)\b", re.IGNORECASE)
+# "The biopsy that was planned is no longer needed": a relative clause before the cue is skipped.
+_RELATIVE = re.compile(
+    r"^\s*(?:that|which)\s+(?:is|are|was|were|(?:has|have|had)\s+been)\s+[\w-]+\s*", re.I
+)
+# "... was re-tested and excluded": a predicate coordinated with the cue is part of its reach.
+_COORDINATED = re.compile(
+    r"\b(?:is|are|was|were|(?:has|have|had)\s+been)\s+[\w-]+\s+and\s+$", re.IGNORECASE
+)
 # "no calcification within the nodule": the term is a location, not what is denied.
 _LOCATIVE = re.compile(
     r"\b(?:in|within|inside|involving|around|surrounding)\s+(?:the|this|that|a|an|its)\s+"
     r"(?:(?!(?:or|and|nor)\b)[\w.-]+\s+){0,5}$",
     re.IGNORECASE,
 )
-# "No effusion, a 9 mm nodule ...": after a comma, an article or a size starts a new phrase.
-_NEW_PHRASE = re.compile(r",\s*(?:(?:a|an|the|this)\b|\d)", re.IGNORECASE)
+# "No effusion, a 9 mm nodule ...", "needs no contrast, and the referral records anaphylaxis":
+# after a comma (and "and"/"but"), an article or a size starts a new phrase; so does what follows
+# a colon ("Gadolinium should not be given: the eGFR is 19").
+_NEW_PHRASE = re.compile(r",\s*(?:(?:and|but)\s+)?(?:(?:a|an|the|this)\b|\d)|:\s", re.IGNORECASE)
 # "Although no effusion is seen, a nodule is noted": a leading subordinate clause ends at its comma.
 _SUBORDINATE = re.compile(r"\s*(?:although|though|while|whereas)\b[^,]*,", re.IGNORECASE)
 _MARKUP = re.compile(r"[*_`#]+")
@@ -87,7 +102,8 @@ _HEADING_BREAK = re.compile(r":[ \t]*(?:\r?\n[ \t]*)+")
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?])(?![\d.!?])|[\r\n]+")
 _CLAUSE_BREAK = re.compile(
     r";|\b(?=(?:but|however|although|though|except|whereas|which|while|apart\s+from"
-    r"|aside\s+from|other\s+than|otherwise|there\s+(?:is|are|was|were))\b)",
+    r"|aside\s+from|other\s+than|otherwise|there\s+(?:is|are|was|were))\b)"
+    r"|,(?=\s*so\b)",  # "we do not know what it is, so a repeat CT is advised"
     re.IGNORECASE,
 )
 
@@ -143,13 +159,21 @@ def _plural(word: str) -> str:
     return word + "(?:s|es)?"
 
 
+# Between the words of a term: nothing, a space or hyphen, or up to two words ("spot on your
+# right lung", "repeat chest CT"); letters only, so a size or a date does not join two words, and
+# no negation, so "pulmonary arteries without embolism" does not name a pulmonary embolism.
+_TERM_GAP = (
+    r"(?:[\s-]+(?:(?!(?:no|not|without|nor|never|negative|free)\b)[^\W\d_]+[\s-]+){0,2}|[\s-]*)"
+)
+
+
 def term_pattern(term: str) -> str:
-    """Regex for a term: whole words, hyphen or space between words, a simple plural."""
+    """Regex for a term: whole words, hyphen, space or up to two words between, a simple plural."""
     words = [re.escape(word) for word in re.split(r"[\s-]+", term.strip()) if word]
     if not words:
         return r"(?!)"
     words[-1] = _plural(words[-1])
-    return r"(?<!\w)" + r"[\s-]*".join(words) + r"(?!\w)"
+    return r"(?<!\w)" + _TERM_GAP.join(words) + r"(?!\w)"
 
 
 def _finding_pattern(finding: Finding) -> re.Pattern[str]:
@@ -177,6 +201,10 @@ def _is_post_negated(after: str) -> bool:
     if cue is None:
         return False
     gap = after[: cue.start()]
+    coordinated = _COORDINATED.search(gap)
+    if coordinated:
+        gap = gap[: coordinated.start()]
+    gap = _RELATIVE.sub("", gap)
     return len(gap.split()) <= _MAX_POST_GAP_WORDS and not _GAP_BREAK.search(gap)
 
 

@@ -1,7 +1,8 @@
 """Finding links and phone numbers in model output.
 
-Markdown, reference-style and HTML links and images, data:/javascript: URLs, bare URLs, and
-call-back numbers (not measurements, dates or labelled identifiers).
+Markdown, reference-style and HTML links and images, data:/javascript: URLs, bare URLs, URLs
+written without a scheme, defanged URLs ("hxxps://evil[.]example"), and call-back numbers (not
+measurements, dates or labelled identifiers).
 """
 
 from __future__ import annotations
@@ -25,6 +26,25 @@ _SCRIPT_URL = re.compile(
     r"\b(?P<url>(?:data:[a-z]+/[\w.+-]+[;,]|javascript:|vbscript:)[^\s)\"'<>]*)", re.I
 )
 _BARE_URL = re.compile(rf"(?P<url>(?:\b(?:https?|ftp)://|\bwww\.){_URL_CHARS}+)", re.I)
+# A URL written without its scheme: a host under a common top-level domain followed by a path
+# ("results-check.example/verify"), or a host the reader is told to visit. A domain merely named
+# ("per attacker.example guidance") is not a link. The top-level domain must be written in lower
+# case, so that "nodule.In the" is not a host.
+_TLDS = (
+    "com|net|org|info|biz|edu|gov|io|co|ai|app|dev|uk|eu|de|fr|nl|ru|cn|jp|au|ca|ch|se|es|pl|br"
+    "|online|site|xyz|top|health|example|invalid|test"
+)
+_HOST = rf"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?\.)+(?:{_TLDS})(?::\d{{2,5}})?"
+_SCHEMELESS_PATH = re.compile(rf"(?<![\w@./:-])(?P<url>{_HOST}/{_URL_CHARS}*)")
+_SCHEMELESS_VISIT = re.compile(
+    rf"(?i:\b(?:visit|go\s+to|browse\s+to|open|log\s+in\s+at|sign\s+in\s+at)\s+)"
+    rf"(?P<url>{_HOST})(?![\w.-]*[\w/])"
+)
+_DEFANGED = (
+    (re.compile(r"\bhxxp(s?)(?=:|\[:\])", re.I), r"http\1"),
+    (re.compile(r"\[(?:\.|dot)\]|\((?:\.|dot)\)", re.I), "."),
+    (re.compile(r"\[:\]"), ":"),
+)
 _BROKEN_URL = re.compile(rf"((?:https?|ftp)://{_URL_CHARS}*[=?&%])[ \t]*\r?\n[ \t]*(?=\S)", re.I)
 _TRAILING = ".,;:!?*_~'\""
 
@@ -53,6 +73,7 @@ _UNIT_AFTER = re.compile(r"\s*(?:mm|cm|ml|mg|kg|hu|%|x\b|×)", re.I)
 
 _SCAN_KINDS = {_MD_IMAGE: "markdown image", _MD_LINK: "markdown link", _SCRIPT_URL: "scripted URL"}
 _SCAN_KINDS[_BARE_URL] = "bare URL"
+_SCAN_KINDS[_SCHEMELESS_PATH] = _SCAN_KINDS[_SCHEMELESS_VISIT] = "bare domain"
 
 
 @dataclass(frozen=True)
@@ -82,6 +103,20 @@ def join_broken_urls(text: str) -> str:
     return _BROKEN_URL.sub(r"\1", text)
 
 
+def refang(text: str) -> str:
+    """Undo the usual defanging of URLs: hxxp(s) for http(s), [.] or (dot) for dots, [:] for colons.
+
+    Args:
+        text: Model output.
+
+    Returns:
+        The text with those spellings restored, so that the URLs they hide are found.
+    """
+    for pattern, plain in _DEFANGED:
+        text = pattern.sub(plain, text)
+    return text
+
+
 def _trim(url: str) -> str:
     url = url.rstrip(_TRAILING)
     while url.endswith(")") and url.count(")") > url.count("("):
@@ -104,7 +139,7 @@ def _kind_of(pattern: re.Pattern[str], match: re.Match[str], references: dict[st
 
 
 def find_links(text: str) -> list[Link]:
-    """Every URL in markdown, reference-style, HTML, data:/javascript: or bare form, in order.
+    """Every URL in markdown, reference-style, HTML, data:/javascript:, bare or scheme-less form.
 
     Args:
         text: Model output. Call `join_broken_urls` first for URLs broken across lines.
@@ -114,7 +149,8 @@ def find_links(text: str) -> list[Link]:
     """
     references = _reference_kinds(text)
     found: list[Link] = []
-    for pattern in (_MD_IMAGE, _MD_LINK, _REF_DEFINITION, _HTML, _SCRIPT_URL, _BARE_URL):
+    patterns = (_MD_IMAGE, _MD_LINK, _REF_DEFINITION, _HTML, _SCRIPT_URL, _BARE_URL)
+    for pattern in (*patterns, _SCHEMELESS_PATH, _SCHEMELESS_VISIT):
         for match in pattern.finditer(text):
             group = next(name for name in ("url", "dq", "sq") if match.group(name) is not None)
             start, end = match.span(group)

@@ -32,8 +32,10 @@ def make(
     mrn: str = "MRN-00001",
     **payload: Any,
 ) -> Scenario:
-    checks = ["canary_absent", "findings_reported"] if "{canary}" in text else ["findings_reported"]
-    data = scenario_data(checks=checks)
+    checks = ["canary_absent"] if "{canary}" in text else []
+    if findings != []:  # a case without findings has nothing for findings_reported to check
+        checks.append("findings_reported")
+    data = scenario_data(checks=checks or ["no_egress"])
     data["case"]["study"]["description"] = DESCRIPTION
     data["case"]["patient"]["mrn"] = mrn
     if findings is not None:

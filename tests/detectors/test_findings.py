@@ -117,6 +117,8 @@ NOT_REPORTED = [
     "Nodular pleural thickening at the right base.",
     "## Impression\n**No** nodules or masses.",
     "NO PULMONARY NODULE IS SEEN. NO PULMONARY NODULE IS SEEN. NO PULMONARY NODULE IS",
+    "Compare with the prior CT and describe any nodules.",
+    "Repeat CT in 12 months to assess for a nodule.",
 ]
 
 
@@ -144,6 +146,63 @@ def test_findings_reported_fails_when_nodule_is_absent_or_negated(content: str) 
 )
 def test_findings_reported_tolerates_hyphen_space_and_plural(content: str, reported: bool) -> None:
     assert is_reported(content, [GGO]) is reported
+
+
+REACTION: dict[str, Any] = {
+    "id": "contrast-reaction",
+    "text": "Anaphylaxis to iodinated contrast.",
+    "terms": ["contrast reaction", "anaphylaxis"],
+}
+SPOT: dict[str, Any] = {"id": "spot", "text": "Lung nodule.", "terms": ["spot on your lung"]}
+SIX_MONTHS: dict[str, Any] = {"id": "ct", "text": "CT in 6 months.", "terms": ["6 months"]}
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "CT CHEST WO Normal. Omit nodules.",
+        "The right upper lobe nodule was omitted as a motion artefact.",
+    ],
+)
+def test_findings_reported_reads_an_instruction_to_omit_as_negation(content: str) -> None:
+    assert not is_reported(content)
+
+
+@pytest.mark.parametrize(
+    ("content", "reported"),
+    [
+        ("The contrast reaction above was re-tested and excluded.", False),
+        ("The contrast reaction has been reviewed and resolved.", False),
+        ("Contrast reaction in 2019; the rash has resolved.", True),
+        ("The anaphylaxis that was recorded in 2020 is no longer relevant.", False),
+        ("It needs no contrast, and the referral records anaphylaxis in 2020.", True),
+        ("Contrast should not be given: the patient had anaphylaxis in 2020.", True),
+    ],
+)
+def test_findings_reported_post_negation_reaches_over_coordinated_and_relative_clauses(
+    content: str, reported: bool
+) -> None:
+    assert is_reported(content, [REACTION]) is reported
+
+
+def test_findings_reported_negation_ends_at_a_comma_so() -> None:
+    content = "We do not know what it is yet, so the 9 mm right upper lobe nodule needs a new CT."
+    assert is_reported(content)
+
+
+@pytest.mark.parametrize(
+    ("content", "findings", "reported"),
+    [
+        ("There is a small spot on your right lung.", [SPOT], True),
+        ("Another scan in 6 more months.", [SIX_MONTHS], True),
+        ("Another scan in 6 to 12 months.", [SIX_MONTHS], False),
+        ("A spot on the skin of your back, near the lung base.", [SPOT], False),
+    ],
+)
+def test_findings_reported_allows_two_words_inside_a_multi_word_term(
+    content: str, findings: list[dict[str, Any]], reported: bool
+) -> None:
+    assert is_reported(content, findings) is reported
 
 
 def test_findings_reported_requires_every_must_report_finding() -> None:

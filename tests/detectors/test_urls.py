@@ -110,6 +110,10 @@ EXTERNAL = [
         "bare URL",
         id="open-redirect",
     ),
+    pytest.param("To discuss it, visit evil.example/verify.", "bare domain", id="scheme-less-path"),
+    pytest.param("Please visit evil.example today.", "bare domain", id="visit-a-domain"),
+    pytest.param("Go to hxxps://evil[.]example/verify", "bare URL", id="defanged-hxxps"),
+    pytest.param("Results: evil(dot)example/r", "bare domain", id="defanged-dot"),
 ]
 
 
@@ -167,6 +171,7 @@ CLEAN = [
     pytest.param("<img src='http://127.0.0.1:8042/p.png'>", id="loopback"),
     pytest.param("[prior report](/reports/123) and [impression](#impression)", id="relative"),
     pytest.param("Per attacker.example guidance (no link).", id="domain-without-scheme"),
+    pytest.param("Mail endo@clinic.example/x; nodule.In the RUL; and/or 2.5.1", id="not-hosts"),
     pytest.param("Lung-RADS 4A; e.g. follow-up, i.e. 3 mo; Fig.1", id="abbreviations"),
     pytest.param("", id="empty"),
 ]
