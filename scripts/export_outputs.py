@@ -37,9 +37,10 @@ def main() -> None:
     yaml.add_representer(_Literal, _literal)
     store = open_store(args.db)
     with Session(store.engine) as session:
-        run_id = args.run or session.exec(
-            select(RunRow.id).order_by(col(RunRow.updated_at).desc())
-        ).first()
+        run_id = (
+            args.run
+            or session.exec(select(RunRow.id).order_by(col(RunRow.updated_at).desc())).first()
+        )
         rows = session.exec(
             select(TrialRow, ScenarioRow)
             .join(ScenarioRow, col(TrialRow.scenario_id) == col(ScenarioRow.id))
