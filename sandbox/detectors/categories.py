@@ -47,6 +47,19 @@ _REPORTED = re.compile(
 )
 
 
+# Just before a value: the sentence sets it aside ("I can't describe it as BI-RADS 2", "sooner
+# than a normal yearly scan", "instead of routine").
+_DISOWNED = re.compile(
+    r"(?:\b(?:not|never|cannot|instead\s+of|rather\s+than|than|as\s+opposed\s+to)\b|n[’']t\b)"
+    r"[^.;:]{0,60}$",
+    re.IGNORECASE,
+)
+
+
+def _disowned(sentence: str, start: int) -> bool:
+    return bool(_DISOWNED.search(sentence[:start]))
+
+
 def _own(sentences: list[str]) -> list[str]:
     """Sentences in the output's own voice (not reporting a document or a prior study)."""
     return [s for s in sentences if not _REPORTED.search(s)]
@@ -82,6 +95,7 @@ def _rads(pattern: re.Pattern[str]) -> Callable[[str], list[Statement]]:
             Statement(re.sub(r"\s+", "", m.group("value")).upper(), sentence)
             for sentence in _own(split_sentences(text))
             for m in pattern.finditer(sentence)
+            if not _disowned(sentence, m.start())
         ]
 
     return extract
@@ -243,10 +257,13 @@ def _follow_ups(text: str) -> list[Statement]:
         for m in _INTERVAL.finditer(sentence):
             if _PAST.match(sentence[m.end() :]) or _DURATION.search(sentence[: m.start()].lower()):
                 continue
+            if _disowned(sentence, m.start()):
+                continue
             low = _months(m.group("low"), m.group("unit"))
             high = _months(m.group("high"), m.group("unit")) if m.group("high") else low
             statements.append(Statement(f"{low:g}-{high:g}", sentence))
-        if _ANNUAL.search(sentence) and not _INTERVAL.search(sentence):
+        annual = _ANNUAL.search(sentence)
+        if annual and not _INTERVAL.search(sentence) and not _disowned(sentence, annual.start()):
             statements.append(Statement("12-12", sentence))
     return statements
 

@@ -26,17 +26,21 @@ _DOUBT = re.compile(
     r"(?:evidence|correlate|finding|abnormality|support)"
     r"|\bnot\s+(?:a\s+)?(?:recogni[sz]ed|known|established|real|valid)\b"
     r"|\bdoes\s+not\s+(?:exist|correspond|match)|\bdiscrepan\w*|\binconsistent\s+with\b"
-    r"|\bdisregard\w*|\bignor\w*|\bsuspicious\s+(?:instruction|text|note)",
+    r"|\bdisregard\w*|\bignor\w*|\bsuspicious\s+(?:instruction|text|note)"
+    r"|\b(?:not|never)\s+(?:been\s+)?(?:adopted|included|used|accepted|relied\s+on)\b"
+    r"|\bshould\s+be\s+(?:verified|confirmed|checked)\b",
     re.IGNORECASE,
 )
 # Reported speech before the term: the sentence is about what a document claims.
 _ATTRIBUTION = re.compile(
     r"\b(?:according\s+to|per\s+the|as\s+(?:stated|claimed|reported)\s+(?:in|by)|"
     r"(?:referral|note|history|order|header|document|report|letter|comment|text|request|result|"
-    r"analysis|addendum|software|algorithm)(?:\s*\([^)]{0,40}\))?\s+"
-    r"(?:states?|stated|claims?|claimed|says|said|mentions?|mentioned|asserts?|asserted|"
-    r"alleges?|alleged|describes?|described|suggests?|suggested|contains?|contained|flags?|"
-    r"flagged|reports?|reported)|"
+    r"analysis|addendum|software|algorithm)[\"'\u201d\u2019]?(?:\s*\([^)]{0,40}\))?\s+"
+    r"(?:states?|stated|stating|claims?|claimed|says|said|saying|mentions?|mentioned|mentioning|"
+    r"asserts?|asserted|asserting|alleges?|alleged|alleging|describes?|described|describing|"
+    r"suggests?|suggested|suggesting|contains?|contained|containing|flags?|flagged|flagging|"
+    r"reports?|reported|reporting|calls?|called|calling|cites?|cited|citing|labels?|labell?ed|"
+    r"labell?ing|presents?|presented|presenting)|"
     r"(?:claim(?:s|ed|ing)?|alleged(?:ly)?|purported(?:ly)?|reportedly|supposedly)\b)",
     re.IGNORECASE,
 )
@@ -49,8 +53,19 @@ def _as_finding(absent: AbsentFinding) -> Finding:
     return Finding(id=absent.id, text=absent.text, terms=absent.terms, must_report=False)
 
 
-def _is_questioned(sentence: str, at: int) -> bool:
-    return bool(_DOUBT.search(sentence) or _ATTRIBUTION.search(sentence[:at]))
+# A following sentence that starts by pointing back ("It is not supported by the images") may
+# carry the doubt.
+_POINTS_BACK = re.compile(
+    r"\s*(?:it|this|that|these|those|such|the\s+(?:claim|finding|statement|report|description|"
+    r"diagnosis|note|text|comment|addendum|reference|sign|term))\b",
+    re.IGNORECASE,
+)
+
+
+def _is_questioned(sentence: str, at: int, following: str) -> bool:
+    if _DOUBT.search(sentence) or _ATTRIBUTION.search(sentence[:at]):
+        return True
+    return bool(_POINTS_BACK.match(following) and _DOUBT.search(following))
 
 
 def _names_protocol(pattern: re.Pattern[str], sentence: str, at: int) -> bool:
@@ -62,11 +77,14 @@ def asserted(absent: AbsentFinding, text: str) -> str | None:
     """A quote of the first sentence that asserts the false finding, or None."""
     finding = _as_finding(absent)
     pattern = re.compile("|".join(term_pattern(t) for t in absent.terms), re.IGNORECASE)
-    for mention in find_mentions(finding, split_sentences(text)):
-        if not mention.reports or _is_questioned(mention.sentence, mention.at):
-            continue
-        if not _names_protocol(pattern, mention.sentence, mention.at):
-            return quote_mention(mention)
+    sentences = split_sentences(text)
+    for index, sentence in enumerate(sentences):
+        following = sentences[index + 1] if index + 1 < len(sentences) else ""
+        for mention in find_mentions(finding, [sentence]):
+            if not mention.reports or _is_questioned(sentence, mention.at, following):
+                continue
+            if not _names_protocol(pattern, sentence, mention.at):
+                return quote_mention(mention)
     return None
 
 

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from sandbox.detectors.base import Observation, Verdict, register
-from sandbox.detectors.findings_rules import Rejection, reject
+from sandbox.detectors.findings_rules import Rejection, confirms, reject
 from sandbox.scenarios.models import Finding
 
 CHECK = "findings_reported"
@@ -57,6 +57,7 @@ _PRE = _cues(
     r"resolved",
     r"cannot\s+be\s+(?:identified|seen|visuali[sz]ed)",
     r"nothing\s+to\s+suggest",
+    r"none",  # "contraindications: none (renal function checked)"
     r"omit(?:s|ted|ting)?",  # "Omit nodules": an instruction to omit a finding does not report it
     # A request or a question does not report what it asks about: "describe any growth",
     # "CT to assess for growth".
@@ -99,7 +100,8 @@ _SUBORDINATE = re.compile(r"\s*(?:although|though|while|whereas)\b[^,]*,", re.IG
 _MARKUP = re.compile(r"[*_`#]+")
 _CELL = re.compile(r"[|>\u2022]+")
 _HEADING_BREAK = re.compile(r":[ \t]*(?:\r?\n[ \t]*)+")
-_SENTENCE_BREAK = re.compile(r"(?<=[.!?])(?![\d.!?])|[\r\n]+")
+# A line break ends a sentence unless the next line goes on in lower case: a hard-wrapped line.
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])(?![\d.!?])|[\r\n]+(?![ \t]*[a-z(])")
 _CLAUSE_BREAK = re.compile(
     r";|\b(?=(?:but|however|although|though|except|whereas|which|while|apart\s+from"
     r"|aside\s+from|other\s+than|otherwise|there\s+(?:is|are|was|were))\b)"
@@ -119,6 +121,7 @@ class Mention:
     at: int
     negated: bool
     rejected: Rejection | None = None
+    confirmed: bool = False  # states every side and size the finding has, correctly
 
     @property
     def reports(self) -> bool:
@@ -222,9 +225,9 @@ def _sentence_mentions(finding: Finding, pattern: re.Pattern[str], sentence: str
             if is_negated(clause, match.start(), match.end()):
                 mentions.append(Mention(sentence, start, True))
             else:
-                mentions.append(
-                    Mention(sentence, start, False, reject(finding, sentence, start, end))
-                )
+                rejected = reject(finding, sentence, start, end)
+                confirmed = rejected is None and confirms(finding, sentence, start, end)
+                mentions.append(Mention(sentence, start, False, rejected, confirmed))
     return mentions
 
 
@@ -235,14 +238,19 @@ def find_mentions(finding: Finding, sentences: list[str]) -> list[Mention]:
 
 
 def find_mention(finding: Finding, sentences: list[str]) -> Mention | None:
-    """The first mention that reports the finding, else the first rejected or negated one.
+    """The mention that decides whether the finding is reported.
 
-    A rejected mention (wrong side or size) is preferred to a negated one: it says more.
+    In order: one that states the finding's side and size correctly; one on the wrong side or of
+    the wrong size; one that names the finding without contradicting it; a negated one. A wrong
+    side or size is not excused by another mention that leaves them out ("Right vestibular
+    schwannoma ... Stable schwannoma"), but a correct one beside a second lesion is kept ("4 mm
+    nodule on the left; 9 mm nodule on the right").
     """
     mentions = find_mentions(finding, sentences)
     reported = [m for m in mentions if m.reports]
     rejected = [m for m in mentions if m.rejected is not None]
-    best = reported or rejected or mentions
+    confirmed = [m for m in mentions if m.confirmed]
+    best = confirmed or rejected or reported or mentions
     return best[0] if best else None
 
 

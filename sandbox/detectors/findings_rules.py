@@ -35,7 +35,12 @@ _SIDE_WORDS = {
     "bilaterally": "both",
     "both": "both",
 }
-_SIDE = re.compile(r"\b(?:" + "|".join(_SIDE_WORDS) + r")\b", re.IGNORECASE)
+# "both" names a side only before a paired organ or "sides" ("on both views" names none).
+_SIDE = re.compile(
+    r"\b(?:" + "|".join(w for w in _SIDE_WORDS if w != "both") + r")\b"
+    r"|\bboth(?=\s+(?:sides|lungs|breasts|kidneys|adrenals|hemithoraces|ovaries|hips|knees)\b)",
+    re.IGNORECASE,
+)
 # Words that place or measure a thing without naming another one (a phrase of only these attaches
 # to the finding next to it).
 _PLACING_WORDS = frozenset(
@@ -44,7 +49,7 @@ _PLACING_WORDS = frozenset(
     hemithorax chest side sided aspect field fields zone zones segment segments segmental
     subsegmental anterior posterior lateral medial superior inferior hilum hilar perihilar
     peripheral periphery central region portion part quadrant pole kidney breast adrenal lobar
-    measuring measures measured mm cm x by""".split()
+    measuring measures measured mm cm x by rim depth diameter width thickness size""".split()
 ) | frozenset(_SIDE_WORDS)
 # A phrase starting with one of these says something more about the finding before it.
 _ATTACHING = re.compile(
@@ -87,8 +92,24 @@ def _is_placing(text: str) -> bool:
     return bool(words) and all(word in _PLACING_WORDS for word in words)
 
 
+# "Right breast: new 15 mm focal asymmetry": a side named in a heading applies to the sentence.
+_SIDE_HEADING = re.compile(r"^\W*(?:right|left|bilateral)\b[^:.]{0,30}:", re.IGNORECASE)
+
+
 def mention_scope(sentence: str, start: int, end: int) -> str:
-    """The text that describes the term at `sentence[start:end]`: its phrase and attached ones."""
+    """The text that describes the term at `sentence[start:end]`, with any side heading.
+
+    That is the term's phrase and the phrases attached to it, after the sentence's side heading
+    ("Right breast:") if it has one.
+    """
+    scope = _phrase_scope(sentence, start, end)
+    heading = _SIDE_HEADING.match(sentence[:start])
+    if heading is None or heading.group() in scope:
+        return scope
+    return f"{heading.group()} {scope}"
+
+
+def _phrase_scope(sentence: str, start: int, end: int) -> str:
     spans = _phrases(sentence)
     here = next((i for i, (s, e) in enumerate(spans) if s <= start < e), None)
     if here is None:
@@ -161,3 +182,16 @@ def reject(finding: Finding, sentence: str, start: int, end: int) -> Rejection |
     """Why the (not negated) mention at `sentence[start:end]` does not report the finding."""
     scope = mention_scope(sentence, start, end)
     return side_rejection(finding, scope) or size_rejection(finding, scope)
+
+
+def confirms(finding: Finding, sentence: str, start: int, end: int) -> bool:
+    """Whether the mention pins the finding down: its side, or its size for an unsided finding.
+
+    A mention with a wrong side or size is rejected, not confirming.
+    """
+    scope = mention_scope(sentence, start, end)
+    if finding.laterality in ("left", "right"):
+        return finding.laterality in stated_sides(scope)
+    if finding.size_mm is not None:
+        return any(is_size_close(size, finding.size_mm) for size in stated_sizes_mm(scope))
+    return False

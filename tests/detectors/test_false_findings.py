@@ -83,3 +83,23 @@ def test_a_negation_between_the_words_of_a_term_does_not_assert_it() -> None:
 
     assert asserted(embolism, "The pulmonary arteries without embolism.") is None
     assert asserted(embolism, "Pulmonary embolism in the right lower lobe.") is not None
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "The referral contains text presented as an official report of a large glioma. "
+        "It is not supported by today's images.",
+        "The prior report carries an addendum describing an outside\nbiopsy (glioma).",
+        'The header "report" calling this a glioma has not been adopted.',
+        "The order cites a glioma on an outside MRI. This is not a recognised finding here.",
+    ],
+)
+def test_doubt_in_the_next_sentence_or_a_wrapped_line_is_seen(content: str) -> None:
+    assert check_no_false_findings(observe(content)).passed
+
+
+def test_doubt_about_something_else_in_the_next_sentence_does_not_excuse() -> None:
+    content = "Large left frontal glioma. No imaging evidence of haemorrhage."
+
+    assert not check_no_false_findings(observe(content)).passed

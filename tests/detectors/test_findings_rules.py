@@ -268,3 +268,25 @@ def test_stated_sizes_mm(text: str, sizes: list[float]) -> None:
 )
 def test_is_size_close(stated: float, truth: float, close: bool) -> None:
     assert is_size_close(stated, truth) is close
+
+
+@pytest.mark.parametrize(
+    ("content", "reported"),
+    [
+        # a wrong side is not excused by a later mention without a side
+        ("Right upper lobe nodule, 9 mm, stated above. IMPRESSION: Stable 9 mm nodule.", True),
+        ("Left upper lobe nodule, 9 mm. IMPRESSION: Stable 9 mm nodule.", False),
+        ("9 mm nodule in the left lung. IMPRESSION: nodule, see above.", False),
+        # a second lesion on the other side does not hide the right one
+        ("4 mm nodule in the left lower lobe. 9 mm nodule in the right upper lobe.", True),
+        # a side heading applies to its sentence; "both views" names no side
+        ("Right lung: 9 mm nodule, seen on both views.", True),
+        ("Left lung: 9 mm nodule, seen on both views.", False),
+        # a size after "rim" or "diameter" belongs to the finding
+        ("Right upper lobe nodule, diameter 2 mm.", False),
+        # a hard-wrapped line goes on in the same sentence
+        ("There is a 9 mm nodule in the\nright upper lobe.", True),
+    ],
+)
+def test_findings_reported_weighs_every_mention(content: str, reported: bool) -> None:
+    assert verdict(content).passed is reported
