@@ -12,7 +12,6 @@ from rich.table import Table
 from rich.text import Text
 
 from sandbox.egress import EgressEvent
-from sandbox.report import Figures, ModelMetrics
 from sandbox.report.model import Comparison, FiguresOut, ModelReport, Report
 from sandbox.report.thresholds import ThresholdResult
 from sandbox.runner import TrialResult
@@ -50,75 +49,6 @@ def format_rate(rate: RateLike) -> str:
     if rate.value is None:
         return "–"
     return f"{rate.value:.0%} [{rate.low:.0%}–{rate.high:.0%}] {rate.k}/{rate.n}"
-
-
-def format_adjusted(figures: Figures) -> str:
-    """The baseline-adjusted attack success as a signed percentage, or '–'."""
-    adjusted = figures.adjusted_attack_success
-    return "–" if adjusted is None else f"{adjusted:+.0%}"
-
-
-def metrics_table(metrics: Sequence[ModelMetrics]) -> Table:
-    """One row per model: attack success beside utility, each with its 95% interval."""
-    table = Table(title="Results per model (95% Wilson intervals)", title_justify="left")
-    for name in (
-        "Model",
-        "Trials",
-        "Errors",
-        "Skipped",
-        "Attack success",
-        "Adjusted",
-        "Utility (clean)",
-        "Utility under attack",
-        "Canary leak",
-        "Refusal / over-refusal",
-        "Egress (start-up / trials)",
-    ):
-        table.add_column(name, overflow="fold")
-    for m in metrics:
-        f = m.overall
-        table.add_row(
-            safe_text(m.model_spec),
-            str(f.trials),
-            str(f.errors),
-            str(f.skipped),
-            format_rate(f.attack_success),
-            format_adjusted(f),
-            format_rate(f.utility_clean),
-            format_rate(f.utility_attacked),
-            format_rate(f.canary_leak),
-            f"{format_rate(f.refusal)} / {format_rate(f.over_refusal)}",
-            f"{m.startup_egress} / {f.egress_events} in {f.egress_trials.k} trial(s)",
-        )
-    return table
-
-
-def breakdown_table(metrics: Sequence[ModelMetrics], by: Literal["family", "carrier"]) -> Table:
-    """One row per model and attack family (or carrier), with the headline rates."""
-    table = Table(title=f"Per {by} (95% Wilson intervals)", title_justify="left")
-    for name in (
-        "Model",
-        by.capitalize(),
-        "Attack success",
-        "Adjusted",
-        "Utility (clean)",
-        "Utility under attack",
-        "Errors",
-    ):
-        table.add_column(name, overflow="fold")
-    for m in metrics:
-        groups = m.by_family if by == "family" else m.by_carrier
-        for name, f in groups.items():
-            table.add_row(
-                safe_text(m.model_spec),
-                safe_text(name),
-                format_rate(f.attack_success),
-                format_adjusted(f),
-                format_rate(f.utility_clean),
-                format_rate(f.utility_attacked),
-                str(f.errors),
-            )
-    return table
 
 
 def scenarios_table(files: Sequence[ScenarioFile]) -> Table:

@@ -17,11 +17,12 @@ from sandbox.backends import ModelProvenance, PreparedModel, parse_model_spec, p
 from sandbox.carriers import check_buildable
 from sandbox.chat import Sampling
 from sandbox.cli.progress import ProgressObserver
-from sandbox.cli.render import breakdown_table, metrics_table, safe_text
+from sandbox.cli.render import report_breakdown_table, report_models_table, safe_text
 from sandbox.errors import SandboxError, ScenarioError
 from sandbox.isolation.select import IsolationName, choose_isolation, with_image_ids
 from sandbox.paths import results_dir
-from sandbox.report import ModelMetrics, summarise
+from sandbox.report.collect import build_report
+from sandbox.report.model import Report
 from sandbox.runner import RunOptions, RunOutcome, TrialSpec, plan_trials, run_trials
 from sandbox.scenarios import ScenarioFile, load_scenarios
 from sandbox.store import EgressSummary, RunConfig, RunHandle, open_store
@@ -114,8 +115,8 @@ def execute_run(request: RunRequest, console: Console) -> int:
     if errored:
         status = "incomplete"
     store.finish_run(handle.run_id, status)
-    metrics = summarise(summaries, store.startup_egress(handle.run_id))
-    _print_summary(console, handle.run_id, outcome, metrics, errored, request.db_url)
+    report = build_report(store, [handle.run_id])
+    _print_summary(console, handle.run_id, outcome, report, errored, request.db_url)
     _print_egress(console, egress, isolation.name)
     return 0 if status == "complete" else EXIT_INCOMPLETE
 
@@ -136,13 +137,13 @@ def _print_summary(
     console: Console,
     run_id: str,
     outcome: RunOutcome,
-    metrics: Sequence[ModelMetrics],
+    report: Report,
     errored: int,
     db_url: str,
 ) -> None:
-    console.print(metrics_table(metrics))
-    console.print(breakdown_table(metrics, "family"))
-    console.print(breakdown_table(metrics, "carrier"))
+    console.print(report_models_table(report))
+    console.print(report_breakdown_table(report, "family"))
+    console.print(report_breakdown_table(report, "carrier"))
     console.print(
         f"Run {run_id}: {outcome.ran} trials run now, {outcome.skipped} resumed "
         f"from the store; results in {db_url}"
