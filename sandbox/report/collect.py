@@ -31,7 +31,7 @@ from sandbox.report.model import (
     VerdictOut,
     model_figures,
 )
-from sandbox.store import Store
+from sandbox.store import Store, TrialSummary, VerdictSummary
 from sandbox.store.tables import (
     EgressEventRow,
     MessageRow,
@@ -78,8 +78,9 @@ def build_report(store: Store, run_ids: Sequence[str]) -> Report:
                 select(ModelRow).where(ModelRow.run_id == run_id).order_by(col(ModelRow.position))
             ).all()
             runs.append(_run_info(run, scenario_rows))
-            trials += _trials(session, run_id, scenario_rows, model_rows)
-            models += _models(store, session, run_id, model_rows)
+            run_trials = _trials(session, run_id, scenario_rows, model_rows)
+            trials += run_trials
+            models += _models(store, session, run_id, model_rows, run_trials)
     models = _labelled(models)
     return Report(
         generated_at=datetime.now(UTC),
@@ -119,12 +120,15 @@ def _run_info(run: RunRow, scenarios: Sequence[ScenarioRow]) -> RunInfo:
 
 
 def _models(
-    store: Store, session: Session, run_id: str, rows: Sequence[ModelRow]
+    store: Store,
+    session: Session,
+    run_id: str,
+    rows: Sequence[ModelRow],
+    trials: Sequence[TrialOut],
 ) -> list[ModelReport]:
-    metrics = {
-        m.model_position: m
-        for m in summarise(store.trial_summaries(run_id), store.startup_egress(run_id))
-    }
+    specs = {f"{run_id}#{row.position}": (row.position, row.spec) for row in rows}
+    summaries = [_summary(trial, *specs[trial.model_key]) for trial in trials]
+    metrics = {m.model_position: m for m in summarise(summaries, store.startup_egress(run_id))}
     destinations = _destinations(session, run_id)
     reports = []
     for row in rows:
@@ -155,6 +159,21 @@ def _models(
             )
         )
     return reports
+
+
+def _summary(trial: TrialOut, position: int, spec: str) -> TrialSummary:
+    """What the metrics need of a trial already read for the report."""
+    return TrialSummary(
+        position,
+        spec,
+        trial.scenario_id,
+        trial.family,
+        trial.variant,
+        trial.status,
+        [VerdictSummary(v.check, v.kind, v.passed, v.label) for v in trial.verdicts],
+        carrier=trial.carrier,
+        egress_events=len(trial.egress),
+    )
 
 
 def _destinations(session: Session, run_id: str) -> dict[int, list[EgressDestination]]:
@@ -221,27 +240,9 @@ def _trials(
                 finish_reason=trial.finish_reason,
                 output=trial.output,
                 payloads=_payloads(scenario) if trial.variant == "attacked" else [],
-                messages=[MessageOut(role=m.role, content=m.content) for m in messages[tid]],
-                tool_calls=[
-                    ToolCallOut(
-                        name=c.name,
-                        arguments=c.arguments,
-                        allowed=c.allowed,
-                        result=c.result,
-                        note=c.note,
-                    )
-                    for c in calls[tid]
-                ],
-                egress=[
-                    EgressOut(
-                        phase=e.phase,
-                        protocol=e.protocol,
-                        destination=e.destination,
-                        hostname=e.hostname,
-                        summary=e.summary,
-                    )
-                    for e in egress[tid]
-                ],
+                messages=[MessageOut.model_validate(m) for m in messages[tid]],
+                tool_calls=[ToolCallOut.model_validate(c) for c in calls[tid]],
+                egress=[EgressOut.model_validate(e) for e in egress[tid]],
                 verdicts=[
                     VerdictOut(
                         check=v.check_name,

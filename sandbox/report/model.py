@@ -18,9 +18,9 @@ REPORT_SCHEMA_VERSION = 1
 
 
 class Out(BaseModel):
-    """Base of the report models: immutable, no unknown keys."""
+    """Base of the report models: immutable, no unknown keys, readable from store rows."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, from_attributes=True)
 
 
 class RateOut(Out):
