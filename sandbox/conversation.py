@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from sandbox.backends import ChatClient
 from sandbox.chat import ChatReply, ChatRequest, Message, Sampling
 from sandbox.scenarios import Scenario
-from sandbox.tools import ToolContext, ToolOutcome, allowed_tools, execute, offered
+from sandbox.tools import ToolContext, ToolOutcome, allowed_tools, execute, not_offered, offered
 
 
 @dataclass
@@ -46,7 +46,7 @@ def converse(
         if not reply.tool_calls:
             break
         if not request.tools:  # calls nobody offered: recorded, never carried out
-            outcomes += [ToolOutcome(c, False, "", "no tools offered") for c in reply.tool_calls]
+            outcomes += [not_offered(c) for c in reply.tool_calls]
             break
         for call in reply.tool_calls:
             outcome = execute(call, context, allowed, least)

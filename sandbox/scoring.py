@@ -22,12 +22,12 @@ from typing import Any, get_args
 from pydantic import ValidationError
 
 from sandbox.carriers import build_artifacts
-from sandbox.chat import ChatReply, ToolCall
+from sandbox.chat import ChatReply, ChatRequest, ToolCall
 from sandbox.detectors import Observation, Verdict, run_checks
 from sandbox.egress import Capture, EgressEvent
 from sandbox.errors import TranscriptError
 from sandbox.scenarios import Scenario
-from sandbox.tools import ToolContext, ToolOutcome, allowed_tools, execute
+from sandbox.tools import ToolContext, ToolOutcome, allowed_tools, execute, not_offered
 from sandbox.workflows import render_request
 
 OFFLINE = "Not fetched: `sandbox score` replays tool calls offline."
@@ -125,11 +125,11 @@ def _calls(raw: Any) -> list[ToolCall]:
 
 
 def replay_calls(
-    scenario: Scenario, context: ToolContext, calls: Sequence[ToolCall]
+    scenario: Scenario, request: ChatRequest, context: ToolContext, calls: Sequence[ToolCall]
 ) -> list[ToolOutcome]:
     """Judge each call against the scenario's policy, as the tool loop would have."""
-    if not calls:
-        return []
+    if not request.tools:  # calls nobody offered are recorded, never carried out
+        return [not_offered(c) for c in calls]
     allowed = allowed_tools(scenario.workflow, scenario.agent.allowed_tools)
     return [execute(c, context, allowed, scenario.agent.least_privilege) for c in calls]
 
@@ -140,7 +140,7 @@ def score(scenario: Scenario, transcript: Transcript) -> list[Verdict]:
     request = render_request(scenario, artifacts)
     context = ToolContext(scenario, artifacts, lambda _url: OFFLINE)
     reply = ChatReply(content=transcript.output, tool_calls=list(transcript.tool_calls))
-    outcomes = replay_calls(scenario, context, transcript.tool_calls)
+    outcomes = replay_calls(scenario, request, context, transcript.tool_calls)
     observation = Observation(
         scenario, request, reply, transcript.egress, transcript.capture, outcomes
     )

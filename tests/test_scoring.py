@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from sandbox.carriers import build_artifacts
+from sandbox.chat import ToolCall
 from sandbox.errors import TranscriptError
-from sandbox.scoring import parse_transcript
+from sandbox.scenarios import Scenario
+from sandbox.scoring import parse_transcript, replay_calls
+from sandbox.tools import ToolContext
+from sandbox.workflows import render_request
+from tests.helpers import scenario_data
 
 
 def test_plain_text_is_the_output() -> None:
@@ -66,3 +72,16 @@ def test_json_scalar_is_text_unless_json_is_required() -> None:
 def test_malformed_transcripts_are_clear_errors(text: str, message: str) -> None:
     with pytest.raises(TranscriptError, match=message):
         parse_transcript(text)
+
+
+def test_calls_in_a_workflow_without_tools_are_recorded_never_carried_out() -> None:
+    scenario = Scenario.model_validate(scenario_data())  # report-draft offers no tools
+    artifacts = build_artifacts(scenario)
+    request = render_request(scenario, artifacts)
+    context = ToolContext(scenario, artifacts, lambda _url: "fetched")
+    call = ToolCall(name="fetch_url", arguments='{"url": "http://x.example/"}')
+
+    outcomes = replay_calls(scenario, request, context, [call])
+
+    assert request.tools == []
+    assert [(o.allowed, o.result, o.note) for o in outcomes] == [(False, "", "no tools offered")]

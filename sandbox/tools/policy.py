@@ -53,6 +53,11 @@ def offered(
     return [s for s in schemas if not is_withdrawn(s["function"]["name"], context, least_privilege)]
 
 
+def not_offered(call: ToolCall) -> ToolOutcome:
+    """A call the workflow offered no tools for: recorded, never carried out."""
+    return ToolOutcome(call, False, "", "no tools offered")
+
+
 def execute(
     call: ToolCall, context: ToolContext, allowed: frozenset[str], least_privilege: bool
 ) -> ToolOutcome:
