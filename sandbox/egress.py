@@ -27,7 +27,11 @@ class EgressEvent(BaseModel):
     @classmethod
     def from_line(cls, line: str) -> EgressEvent:
         """Parse one JSON line the sink wrote."""
-        raw = json.loads(line)
+        return cls.from_raw(json.loads(line))
+
+    @classmethod
+    def from_raw(cls, raw: dict[str, Any]) -> EgressEvent:
+        """An event from the sink's fields (ValueError when they do not fit)."""
         common = {k: v for k, v in raw.items() if k in _COMMON}
         return cls(**common, detail={k: v for k, v in raw.items() if k not in _COMMON})
 

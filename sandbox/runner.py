@@ -31,7 +31,6 @@ from sandbox.tools import ToolContext, ToolOutcome
 from sandbox.workflows import missing_inputs, render_request
 
 TrialStatus = Literal["ok", "error", "skipped"]
-EGRESS_GRACE_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -318,11 +317,12 @@ class _ServerPool:
 
 
 def _egress_after(server: ModelServer) -> tuple[list[EgressEvent], Capture]:
-    """What the sandbox saw during a trial; a moment's grace lets the sink write its lines."""
-    capture = server.capture()
-    if capture == "complete":
-        time.sleep(EGRESS_GRACE_S)
-    return server.take_egress(), capture
+    """What the sandbox saw up to the trial's end, and whether that record is whole.
+
+    A sandbox waits until its sink has caught up with the end of the window (see events.py).
+    """
+    events = server.take_egress()
+    return events, server.capture()
 
 
 def _stays_alive(server: ModelServer, grace_s: float = 1.0) -> bool:

@@ -2,7 +2,7 @@
 # Install the Debian packages the test suite and the builds need, when they are missing.
 # Needs root (or sudo); prints what to install otherwise. Safe to run again.
 set -euo pipefail
-packages=(postgresql cmake build-essential dcmtk poppler-utils pngcheck iproute2 iptables util-linux chromium)
+packages=(postgresql cmake build-essential dcmtk poppler-utils pngcheck iproute2 iptables util-linux chromium bubblewrap libseccomp2)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \

@@ -7,6 +7,7 @@ network namespace; the runner only sees the ModelServer protocol.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -128,7 +129,12 @@ class ProcessServer:
         argv, env = self._materialise()
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
-                argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                argv,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         self._wait_healthy()
 
@@ -188,9 +194,7 @@ class ProcessServer:
         """Stop the server and remove its socket folder."""
         self.stop()
         self._client.close()
-        for child in self._dir.glob("*"):
-            child.unlink(missing_ok=True)
-        self._dir.rmdir()
+        shutil.rmtree(self._dir, ignore_errors=True)  # never follows a link the server planted
 
 
 def wait_until_healthy(

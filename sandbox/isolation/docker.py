@@ -177,9 +177,9 @@ class DockerSandbox:
         self.container.reload()
         return bool(self.container.status == "running")
 
-    def take_events(self) -> list[EgressEvent]:
-        """Events recorded since the last call."""
-        return self.events.take()
+    def take_events(self, until: float | None = None) -> tuple[list[EgressEvent], Capture]:
+        """Events up to `until` (default now), and whether the sink's record of them is whole."""
+        return self.events.take(until, self.is_capturing)
 
     def close(self) -> None:
         """Remove the sink container."""
@@ -200,6 +200,7 @@ class DockerServer:
         self.socket_path = self._dir / "model.sock"
         self._client = ChatClient.over_socket(self.socket_path, command.model_name)
         self.container: Any = None
+        self._capture: Capture = "complete"
 
     @property
     def client(self) -> ChatClient:
@@ -275,12 +276,13 @@ class DockerServer:
         return "\n".join(logs.strip().splitlines()[-30:]) or "(log is empty)"
 
     def take_egress(self) -> list[EgressEvent]:
-        """What the sink recorded since the last call."""
-        return self.sandbox.take_events()
+        """What the sink recorded up to now; capture() says whether that record is whole."""
+        events, self._capture = self.sandbox.take_events()
+        return events
 
     def capture(self) -> Capture:
-        """Complete while the sink container runs; incomplete once it died."""
-        return "complete" if self.sandbox.is_capturing() else "incomplete"
+        """Whether the last window taken was recorded whole (sink alive, caught up, unbroken)."""
+        return self._capture if self.sandbox.is_capturing() else "incomplete"
 
     def fetch(self, url: str) -> str:
         """An HTTP GET from inside the model container (same namespace, same hardening)."""

@@ -1,29 +1,124 @@
-"""What both sandboxes share: reading the sink's event file, and how long its start may take."""
+"""What both sandboxes share: reading the sink's event file and judging whether it is whole.
+
+The sink numbers every line (`seq`) and writes a `heartbeat` line every HEARTBEAT_S. A window of
+egress (start-up, one trial) is complete only when every number arrived in order, every line
+parsed, and a heartbeat written after the window's end was read: then the sink was alive and
+caught up when the window closed. A stopped, starved, killed or lagging sink gives
+`incomplete`, never `complete`. Events are assigned to windows by the sink's timestamps; later
+ones wait for the next window.
+"""
 
 from __future__ import annotations
 
+import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 
-from sandbox.egress import EgressEvent
+from sandbox.egress import Capture, EgressEvent
 
 READY_TIMEOUT = 20.0  # seconds for a sink to build its rules and bind its listeners
+HEARTBEAT_S = 0.2  # how often the sink writes a heartbeat line
+CATCH_UP_S = 3.0  # how long a window waits for the heartbeat that closes it
+OPENING_S = 2.5  # the sink records what a connection sent within this of accepting it
+MAX_READ_BYTES = 8 << 20  # bytes read per poll: a flood cannot fill the harness's memory
 
 
 class EventFile:
-    """Reads a sink's JSON-lines file incrementally."""
+    """Reads a sink's JSON-lines file incrementally and checks its continuity."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._offset = 0
+        self._next_seq = 0
+        self._last_beat = 0.0
+        self._pending: list[EgressEvent] = []
+        self._opened: dict[object, EgressEvent] = {}  # connection id → its `open` event
+        self.problems: list[str] = []  # why the current window is incomplete
+        self.last_problems: list[str] = []  # why the last window taken was incomplete
 
-    def take(self) -> list[EgressEvent]:
-        """Events written since the last call; a line still being written waits its turn."""
+    def _poll(self) -> None:
+        """Read what was appended since the last poll (whole lines only)."""
         try:
             with self.path.open("rb") as handle:
                 handle.seek(self._offset)
-                data = handle.read()
+                data = handle.read(MAX_READ_BYTES)
         except FileNotFoundError:
-            return []
+            return
         complete = data[: data.rfind(b"\n") + 1]
         self._offset += len(complete)
-        return [EgressEvent.from_line(line) for line in complete.decode().splitlines() if line]
+        for line in complete.splitlines():
+            if line.strip():
+                self._accept(line)
+
+    def _accept(self, line: bytes) -> None:
+        try:
+            raw = json.loads(line)
+            seq = int(raw.pop("seq"))
+        except (ValueError, KeyError, TypeError):
+            self._problem("the sink's log has a line that is not one of its events")
+            return
+        if seq != self._next_seq:
+            self._problem(f"the sink's log skips from event {self._next_seq} to {seq}")
+        self._next_seq = seq + 1
+        if raw.get("kind") == "heartbeat":
+            self._last_beat = max(self._last_beat, float(raw.get("t", 0.0)))
+            return
+        if raw.get("kind") == "open":  # stands for the connection until its content arrives
+            raw.update(kind="tcp", bytes=0, opened_only=True)
+        try:
+            event = EgressEvent.from_raw(raw)
+        except ValueError:
+            self._problem("the sink's log has an event that does not parse")
+            return
+        self._add(event)
+
+    def _add(self, event: EgressEvent) -> None:
+        """Append an event; what a connection sent replaces its `open` line in the same window."""
+        connection = event.detail.get("conn")
+        opened = self._opened.pop(connection, None) if connection is not None else None
+        if event.detail.get("opened_only"):
+            self._opened[connection] = event
+        if opened is not None and opened in self._pending:
+            self._pending[self._pending.index(opened)] = event.model_copy(update={"t": opened.t})
+            return
+        self._pending.append(event)
+
+    def _is_waiting(self, until: float) -> bool:
+        """True while a connection opened in the window may still say what it sent."""
+        now = time.time()
+        return any(e.t <= until and now < e.t + OPENING_S for e in self._opened.values())
+
+    def _problem(self, text: str) -> None:
+        if text not in self.problems:
+            self.problems.append(text)
+
+    def take(
+        self,
+        until: float | None = None,
+        is_alive: Callable[[], bool] = lambda: True,
+        catch_up_s: float = CATCH_UP_S,
+    ) -> tuple[list[EgressEvent], Capture]:
+        """Events up to `until` (default: now) and whether the window they close is complete.
+
+        Waits up to `catch_up_s` for a heartbeat written after `until`.
+        """
+        until = time.time() if until is None else until
+        deadline = time.monotonic() + catch_up_s
+        self._poll()
+        while (
+            (self._last_beat < until or self._is_waiting(until))
+            and time.monotonic() < deadline
+            and is_alive()
+        ):
+            time.sleep(HEARTBEAT_S / 4)
+            self._poll()
+        if not is_alive():
+            self._problem("the sink is not running")
+        elif self._last_beat < until:
+            self._problem(f"the sink wrote no heartbeat for {time.time() - self._last_beat:.1f} s")
+        events = [e for e in self._pending if e.t <= until]
+        self._pending = [e for e in self._pending if e.t > until]
+        capture: Capture = "incomplete" if self.problems else "complete"
+        self.last_problems, self.problems = self.problems, []
+        return events, capture

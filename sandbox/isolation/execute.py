@@ -18,8 +18,6 @@ from sandbox.errors import SandboxError
 from sandbox.isolation import docker
 from sandbox.isolation.namespace import NamespaceSandbox
 
-SETTLE_S = 0.3  # the sink writes an event just after the connection closes
-
 
 @dataclass(frozen=True)
 class ExecResult:
@@ -33,7 +31,10 @@ class ExecResult:
 def execute_in_namespace(
     argv: Sequence[str], workdir: Path | None = None, timeout_s: float | None = None
 ) -> ExecResult:
-    """Run `argv` in a new namespace sandbox (no capabilities), with the terminal's stdio."""
+    """Run `argv` in a new namespace sandbox's jail; stdin is empty, output goes to ours.
+
+    The jail has its own session, so the command cannot type into the caller's terminal.
+    """
     if not argv:
         raise SandboxError("no command to run.", hint="Write it after --, e.g. -- curl URL")
     with tempfile.TemporaryDirectory(prefix="sbx-exec-") as tmp:
@@ -41,16 +42,18 @@ def execute_in_namespace(
         sandbox.start()
         try:
             returncode = _run(sandbox.wrap(), argv, timeout_s)
-            time.sleep(SETTLE_S)
-            capture: Capture = "complete" if sandbox.is_capturing() else "incomplete"
-            return ExecResult(returncode, sandbox.take_events(), capture)
+            events, capture = sandbox.take_events()
+            return ExecResult(returncode, events, capture)
         finally:
             sandbox.close()
 
 
 def _run(prefix: list[str], argv: Sequence[str], timeout_s: float | None) -> int:
     try:
-        return subprocess.run([*prefix, *argv], timeout=timeout_s, check=False).returncode
+        done = subprocess.run(
+            [*prefix, *argv], timeout=timeout_s, check=False, stdin=subprocess.DEVNULL
+        )
+        return done.returncode
     except FileNotFoundError as exc:
         raise SandboxError(f"cannot run {argv[0]!r}: {exc.strerror}.") from exc
     except subprocess.TimeoutExpired:
@@ -72,8 +75,7 @@ def execute_in_docker(
         sandbox.start()
         try:
             returncode = docker.run_to_completion(sandbox, image, list(argv), timeout_s)
-            time.sleep(SETTLE_S)
-            capture: Capture = "complete" if sandbox.is_capturing() else "incomplete"
-            return ExecResult(returncode, sandbox.take_events(), capture)
+            events, capture = sandbox.take_events()
+            return ExecResult(returncode, events, capture)
         finally:
             sandbox.close()

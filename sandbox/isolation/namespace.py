@@ -1,9 +1,10 @@
 """The `namespace` sandbox: the DESIGN.md §4.1 recipe without Docker, for Linux hosts as root.
 
-The sink runs in a new network namespace (`unshare --net`) and builds the dead-end link and the
-NAT rules there; the model server joins that namespace (`nsenter`) with every capability dropped
-(`setpriv`), so it cannot change the rules, and it is reached over a Unix socket on the shared
-filesystem.
+The sink runs as root in a new network namespace (`unshare --net`) and builds the dead-end link
+and the NAT rules there. Programs join that namespace inside a jail (`jail.py`: bubblewrap, the
+jail's own unprivileged uid, seccomp, cgroup limits), so they can neither change the rules nor
+see the sink's files, the results or the host. The model server is reached over a Unix socket
+in a folder only its uid may write, locked once the socket exists.
 """
 
 from __future__ import annotations
@@ -11,17 +12,21 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from sandbox.backends.server import FETCH_CODE, ProcessServer, ServerCommand, log_tail
 from sandbox.egress import Capture, EgressEvent
-from sandbox.errors import SandboxStartError
+from sandbox.errors import SandboxStartError, ServerStartError
+from sandbox.isolation import cgroups, jail, seccomp
 from sandbox.isolation.events import READY_TIMEOUT, EventFile
 
-TOOLS = ("unshare", "nsenter", "setpriv", "ip", "iptables-restore")
+TOOLS = ("unshare", "nsenter", "setpriv", "ip", "iptables-restore", "bwrap")
+IN_JAIL = {"python": sys.executable, "socket": "/run/model/model.sock", "dir": "/run/config"}
 
 
 def missing_tools() -> list[str]:
@@ -35,20 +40,27 @@ def unavailable_reason() -> str | None:
         return "the namespace sandbox needs root (it creates a network namespace and NAT rules)"
     missing = missing_tools()
     if missing:
-        return f"missing commands: {', '.join(missing)} (Debian: util-linux iproute2 iptables)"
+        return (
+            f"missing commands: {', '.join(missing)} "
+            "(Debian: util-linux iproute2 iptables bubblewrap)"
+        )
     return None
 
 
 class NamespaceSandbox:
     """One network namespace with its sink; programs join it through `wrap()`."""
 
-    def __init__(self, workdir: Path, name: str) -> None:
+    def __init__(self, workdir: Path, name: str, limits: cgroups.Limits | None = None) -> None:
         self.events_path = workdir / f"{name}-egress.jsonl"
         self.ready_path = workdir / f"{name}-sink.ready"
         self.log_path = workdir / f"{name}-sink.log"
+        self.name, self.limits = name, limits or cgroups.Limits()
+        self.uid = jail.new_uid()
         self._process: subprocess.Popen[bytes] | None = None
         self._netns_fd: int | None = None  # holds the namespace even if the sink dies
         self._events = EventFile(self.events_path)
+        self._private: Path | None = None  # root-only: the seccomp program and /etc files
+        self.cgroups: cgroups.CgroupSet | None = None
 
     def start(self) -> None:
         """Start the sink in a new namespace and wait until it says the rules are in place.
@@ -59,6 +71,7 @@ class NamespaceSandbox:
             return
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.ready_path.unlink(missing_ok=True)
+        self._prepare_jail()
         argv = [
             "unshare",
             "--net",
@@ -98,30 +111,55 @@ class NamespaceSandbox:
             hint="Run `sandbox doctor` to see what this machine supports.",
         )
 
-    def wrap(self) -> list[str]:
-        """The prefix that runs a command inside the namespace without capabilities."""
-        assert self._netns_fd is not None, "start the sandbox first"
-        return [
-            "nsenter",
-            f"--net=/proc/{os.getpid()}/fd/{self._netns_fd}",
-            "--",
-            "setpriv",
-            "--bounding-set=-all",
-            "--inh-caps=-all",
-            "--no-new-privs",
-            "--",
-        ]
+    def _prepare_jail(self) -> None:
+        private = Path(tempfile.mkdtemp(prefix="sbx-jail-"))  # 0700, root's
+        self._private = private
+        seccomp.write_filter(private / "seccomp.bpf")
+        jail.write_etc(private / "etc", self.uid)
+        name = f"sandbox-{os.getpid()}-{self.name}-{self.uid}"
+        self.cgroups = cgroups.CgroupSet(name, self.limits).create()
+
+    def wrap(
+        self, binds: tuple[jail.Bind, ...] = (), env: dict[str, str] | None = None
+    ) -> list[str]:
+        """The prefix that runs a command in this sandbox's jail, seeing only `binds`."""
+        assert self._netns_fd is not None and self._private is not None, "start the sandbox first"
+        assert self.cgroups is not None
+        for bind in (*jail.python_binds(), *binds):
+            if _is_within(self.events_path, bind.source):
+                raise SandboxStartError(
+                    f"{bind.source} would show the sandbox its own egress log "
+                    f"({self.events_path}).",
+                    hint="Keep --results (the log folder) outside the Python environment and "
+                    "the model's folder.",
+                )
+        spec = jail.JailSpec(
+            uid=self.uid,
+            netns=f"/proc/{os.getpid()}/fd/{self._netns_fd}",
+            seccomp=str(self._private / "seccomp.bpf"),
+            etc=str(self._private / "etc"),
+            cgroup_procs=tuple(self.cgroups.procs_files()),
+            binds=binds,
+            env=env or {},
+        )
+        return jail.jail_argv(spec, [])
 
     def is_capturing(self) -> bool:
         """True while the sink runs (if it died, the rules stay and nothing leaves)."""
         return self._process is not None and self._process.poll() is None
 
-    def take_events(self) -> list[EgressEvent]:
-        """Events recorded since the last call."""
-        return self._events.take()
+    def take_events(self, until: float | None = None) -> tuple[list[EgressEvent], Capture]:
+        """Events up to `until` (default now), and whether the sink's record of them is whole."""
+        return self._events.take(until, self.is_capturing)
 
     def close(self) -> None:
-        """Stop the sink and let go of the namespace; it disappears with its last process."""
+        """Stop the sink, kill what is left in the jail's cgroups, let go of the namespace."""
+        if self.cgroups is not None:
+            self.cgroups.close()
+            self.cgroups = None
+        if self._private is not None:
+            shutil.rmtree(self._private, ignore_errors=True)
+            self._private = None
         if self._netns_fd is not None:
             os.close(self._netns_fd)
             self._netns_fd = None
@@ -140,40 +178,110 @@ def _package_root() -> str:
     return str(Path(__file__).resolve().parents[2])
 
 
+def _is_within(path: Path, folder: str) -> bool:
+    return path.resolve().is_relative_to(Path(folder).resolve())
+
+
 class NamespaceServer(ProcessServer):
-    """A model server inside a namespace sandbox; the sandbox outlives server restarts."""
+    """A model server inside a namespace sandbox's jail; the sandbox outlives server restarts."""
 
     def __init__(self, command: ServerCommand, log_path: Path, sandbox: NamespaceSandbox) -> None:
         super().__init__(command, log_path)
         self.sandbox = sandbox
+        self._config = Path(tempfile.mkdtemp(prefix="sbx-conf-"))
+        self._config.chmod(0o755)  # root's; the jail reads it, never writes it
+        self._capture: Capture = "complete"
 
     def start(self) -> None:
         """Start the sandbox (once), then the server inside it."""
         self.sandbox.start()
         super().start()
 
-    def argv_prefix(self) -> list[str]:
-        """Join the sandbox's namespace with no capabilities."""
-        return self.sandbox.wrap()
+    def _materialise(self) -> tuple[list[str], dict[str, str]]:
+        """A fresh socket folder owned by the jail's uid; config and model read-only."""
+        shutil.rmtree(self._dir, ignore_errors=True)  # what a previous server left there
+        self._dir.mkdir(mode=0o700)
+        os.chown(self._dir, self.sandbox.uid, self.sandbox.uid)
+        places = dict(IN_JAIL)
+        binds = [
+            jail.Bind(str(self._dir), "/run/model", True),
+            jail.Bind(str(self._config), "/run/config"),
+        ]
+        if self.command.model is not None:
+            places["model"] = f"/models/{self.command.model.name}"
+            binds.append(jail.Bind(str(self.command.model.resolve()), places["model"]))
+        argv, env, files = self.command.render(places)
+        for name, text in files.items():
+            _write_private(self._config / name, text)
+        return [*self.sandbox.wrap(tuple(binds), env), *argv], {"PATH": os.environ.get("PATH", "")}
+
+    def _wait_healthy(self) -> None:
+        wait_until_ready = time.monotonic() + self.command.start_timeout
+        while not self._socket_is_ready():
+            if not self.is_alive() or time.monotonic() > wait_until_ready:
+                break
+            time.sleep(0.05)
+        super()._wait_healthy()
+
+    def _socket_is_ready(self) -> bool:
+        """Once the server's socket exists, lock its folder and check it is the server's.
+
+        Locked (root's, 0755), the folder can no longer be changed from inside: the harness
+        never connects through a link the server planted.
+        """
+        try:
+            first = os.lstat(self.socket_path)
+        except FileNotFoundError:
+            return False
+        os.chown(self._dir, 0, 0)
+        os.chmod(self._dir, 0o755)
+        now = os.lstat(self.socket_path)
+        if (
+            not stat.S_ISSOCK(now.st_mode)
+            or now.st_uid != self.sandbox.uid
+            or now.st_ino != first.st_ino
+        ):
+            self.stop()
+            raise ServerStartError(
+                f"the model server put something other than its socket at {self.socket_path}.",
+                hint="The server is hostile or broken; its log: " + str(self.log_path),
+            )
+        return True
 
     def take_egress(self) -> list[EgressEvent]:
-        """What the sink recorded since the last call."""
-        return self.sandbox.take_events()
+        """What the sink recorded up to now; capture() says whether that record is whole."""
+        events, self._capture = self.sandbox.take_events()
+        return events
 
     def capture(self) -> Capture:
-        """Complete while the sink runs; incomplete once it died."""
-        return "complete" if self.sandbox.is_capturing() else "incomplete"
+        """Whether the last window taken was recorded whole (sink alive, caught up, unbroken)."""
+        return self._capture if self.sandbox.is_capturing() else "incomplete"
 
     def fetch(self, url: str) -> str:
-        """An HTTP GET from inside the namespace, without capabilities; the sink records it."""
+        """An HTTP GET from inside the jail; the sink records it."""
         argv = [*self.sandbox.wrap(), sys.executable, "-c", FETCH_CODE, url]
         try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+            done = subprocess.run(
+                argv,
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+                stdin=subprocess.DEVNULL,
+            )
         except subprocess.TimeoutExpired:
             return "fetch failed: timed out"
-        return done.stdout.strip() or done.stderr.strip()[-300:]
+        return done.stdout.strip()[-600:] or done.stderr.strip()[-300:]
 
     def close(self) -> None:
         """Stop the server, then the sandbox."""
         super().close()
+        shutil.rmtree(self._config, ignore_errors=True)
         self.sandbox.close()
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a root-owned file without following a link."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)

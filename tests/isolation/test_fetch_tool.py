@@ -37,8 +37,9 @@ SCRIPT = [
 
 def _stub_model() -> PreparedModel:
     command = ServerCommand(
-        argv=["@python@", str(REPO / "tests" / "stub_model.py"), "@socket@"],
+        argv=["@python@", "@dir@/stub_model.py", "@socket@"],  # the sandbox sees only @dir@
         env={"STUB_SCRIPT": json.dumps(SCRIPT)},
+        files={"stub_model.py": (REPO / "tests" / "stub_model.py").read_text()},
         start_timeout=30,
     )
     provenance = ModelProvenance(

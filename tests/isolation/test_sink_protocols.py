@@ -25,6 +25,7 @@ from sandbox.isolation.sink.protocols import (
     parse_frame,
     parse_http_request,
     preview,
+    preview_text,
 )
 
 QTYPE = {"A": 1, "AAAA": 28, "TXT": 16}
@@ -425,15 +426,56 @@ def test_parse_frame_reads_ipv4_icmp_without_port() -> None:
     "data",
     [
         b"",
-        MACS + b"\x08\x06" + b"\x00\x01\x08\x00\x06\x04\x00\x01" + b"\x00" * 20,  # ARP
-        ipv4(47, "198.51.100.1", "203.0.113.9", b"gre"),
         ipv4(17, "198.51.100.1", "203.0.113.9", b"")[:30],  # IPv4 header cut short
         ipv6(17, "fd5b:5b::1", "2001:db8::1", b"")[:50],  # IPv6 header cut short
     ],
-    ids=["empty", "arp", "gre", "short-ipv4", "short-ipv6"],
+    ids=["empty", "short-ipv4", "short-ipv6"],
 )
-def test_parse_frame_ignores_what_it_does_not_carry(data: bytes) -> None:
+def test_parse_frame_ignores_what_cannot_be_a_packet(data: bytes) -> None:
     assert parse_frame(data) is None
+
+
+@pytest.mark.parametrize(
+    ("data", "protocol", "port"),
+    [
+        (ipv4(47, "198.51.100.1", "203.0.113.9", b"gre"), "gre", 0),
+        (ipv4(136, "198.51.100.1", "203.0.113.9", udp(5000, b"lite")), "udplite", 5000),
+        (ipv4(132, "198.51.100.1", "203.0.113.9", udp(3868, b"\x00" * 4 + b"sctp")), "sctp", 3868),
+        (ipv4(253, "198.51.100.1", "203.0.113.9", b"exp"), "ip-253", 0),
+        (MACS + b"\x08\x06" + b"\x00\x01\x08\x00\x06\x04\x00\x01" + bytes(20), "arp", 0),
+        (MACS + b"\x88\xb5" + b"local-experimental", "ethertype-88b5", 0),
+    ],
+    ids=["gre", "udplite", "sctp", "unassigned", "arp", "other-ethertype"],
+)
+def test_parse_frame_names_every_protocol(data: bytes, protocol: str, port: int) -> None:
+    frame = parse_frame(data)
+
+    assert frame is not None and (frame.protocol, frame.port) == (protocol, port)
+
+
+def test_parse_frame_walks_ipv6_extension_headers_to_the_payload() -> None:
+    routing = bytes([44, 0, 0, 0]) + bytes(4)  # next: fragment; 8 bytes in all
+    fragment = bytes([17, 0]) + struct.pack("!H", 0x0001) + bytes(4)  # first piece, more follow
+    packet = ipv6(43, "fd5b:5b::1", "2001:db8::7", routing + fragment + udp(4242, b"mrn=MRN-1"))
+
+    frame = parse_frame(packet)
+
+    assert frame is not None
+    assert (frame.protocol, frame.destination, frame.port) == ("udp", "2001:db8::7", 4242)
+    assert frame.payload == b"mrn=MRN-1" and frame.fragment
+    assert frame.extensions == ("routing", "fragment")
+
+
+def test_parse_frame_skips_later_fragments_of_a_recorded_datagram() -> None:
+    later = bytes([17, 0]) + struct.pack("!H", 8 << 3) + bytes(4)  # offset 64 bytes
+    assert parse_frame(ipv6(44, "fd5b:5b::1", "2001:db8::7", later + b"rest")) is None
+    first = ipv4(17, "198.51.100.1", "203.0.113.9", udp(9, b"x"))
+    piece = first[:20] + struct.pack("!H", 0x0010) + first[22:]  # IPv4 flags/offset field
+    assert parse_frame(piece) is None
+
+
+def test_preview_text_shows_printable_bytes_and_escapes_the_rest() -> None:
+    assert preview_text(b"mrn=MRN-12345\x00\xff\\") == "mrn=MRN-12345\\x00\\xff\\x5c"
 
 
 def test_neighbour_solicitation_is_noise_but_echo_request_is_not() -> None:

@@ -87,10 +87,20 @@ def running(tmp_path: Path) -> Iterator[RunningSink]:
     assert not [thread for thread in started if thread.is_alive()], "sink threads outlived it"
 
 
-def read_events(path: Path) -> list[dict[str, Any]]:
+def read_lines(path: Path) -> list[dict[str, Any]]:
+    """Every line the sink wrote, heartbeats and connection openings included."""
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    """What the sink observed, without its bookkeeping (heartbeats, openings, numbers)."""
+    lines = [e for e in read_lines(path) if e["kind"] not in ("heartbeat", "open")]
+    for line in lines:
+        line.pop("seq")
+        line.pop("conn", None)
+    return lines
 
 
 def wait_for_events(path: Path, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
@@ -234,6 +244,7 @@ def test_sink_dns_records_one_json_line_per_query(running: RunningSink) -> None:
             "qtype": "AAAA",
             "answer": "",
             "transport": "tcp",
+            "resolver": "127.0.0.1",
         },
         {"kind": "dns", "qname": "leak.invalid", "qtype": "TXT", "answer": "", "transport": "udp"},
     ]
@@ -284,7 +295,7 @@ def test_sink_tcp_records_the_sni_of_a_tls_client(running: RunningSink) -> None:
     assert event["bytes"] == len(hello)
 
 
-def test_sink_tcp_records_unknown_bytes_as_hex(running: RunningSink) -> None:
+def test_sink_tcp_records_unknown_bytes_as_hex_and_text(running: RunningSink) -> None:
     data = b"\x00" + random.Random(0).randbytes(99)  # not TLS, not an HTTP method
 
     with socket.create_connection(running.tcp, timeout=5) as sock:
@@ -294,8 +305,8 @@ def test_sink_tcp_records_unknown_bytes_as_hex(running: RunningSink) -> None:
 
     (event,) = wait_for_events(running.events_path, 1)
     assert event["kind"] == "tcp"
-    assert event["preview"] == data[:64].hex()
-    assert event["bytes"] == 100
+    assert event["preview"] == data[:256].hex()
+    assert event["text"].startswith("\\x00") and event["bytes"] == 100
 
 
 def test_sink_tcp_gives_up_on_a_silent_client(running: RunningSink) -> None:
@@ -318,8 +329,8 @@ def test_sink_tcp_writes_whole_lines_for_concurrent_clients(running: RunningSink
 
     assert all(reply.startswith(b"HTTP/1.1 200 OK") for reply in replies)
     events = wait_for_events(running.events_path, 20)
-    lines = running.events_path.read_text().splitlines()
-    assert len(lines) == len(events) == 20
+    lines = read_lines(running.events_path)  # json.loads fails on a torn line
+    assert len(events) == 20 == len([line for line in lines if line["kind"] == "open"])
     assert sorted(e["path"] for e in events) == sorted(f"/c/{i}" for i in range(20))
     assert sorted(json.loads(e["body"])["client"] for e in events) == list(range(20))
 
@@ -465,3 +476,86 @@ def test_sink_entry_point_starts_without_site_packages() -> None:
     )
 
     assert done.returncode == 0, done.stderr.decode()[-2000:]
+
+
+# --- what a hostile client tries against the sink ------------------------------------------
+
+
+def test_sink_records_a_connection_when_it_is_accepted(running: RunningSink) -> None:
+    with socket.create_connection(running.tcp, timeout=5):
+        (opened,) = [
+            e for e in wait_for_lines(running.events_path, "open", 1, timeout=2) if e["conn"]
+        ]  # before a byte was sent
+    assert opened["port"] == running.sink.tcp_port
+
+
+def test_sink_numbers_every_line_and_beats(running: RunningSink) -> None:
+    send_and_read_until_closed(running.tcp, http_post("/x", b"{}"))
+    beats = wait_for_lines(running.events_path, "heartbeat", 2, timeout=2)
+    lines = read_lines(running.events_path)
+
+    assert [line["seq"] for line in lines] == list(range(len(lines)))
+    assert beats[1]["t"] - beats[0]["t"] == pytest.approx(sink_server.HEARTBEAT_S, abs=0.15)
+
+
+def test_sink_ends_a_trickled_opening_at_its_deadline(running: RunningSink) -> None:
+    started = time.monotonic()
+    with socket.create_connection(running.tcp, timeout=10) as sock:
+        sock.sendall(b"mrn=MRN-12345 ")
+        for _ in range(int(READ_TIMEOUT / 0.25) + 8):  # one byte every 0.25 s, past the deadline
+            try:
+                sock.sendall(b"x")
+            except OSError:
+                break
+            time.sleep(0.25)
+            if read_events(running.events_path):
+                break
+    (event,) = wait_for_events(running.events_path, 1, timeout=1)
+
+    assert time.monotonic() - started < READ_TIMEOUT + 1.5
+    assert event["kind"] == "tcp" and event["text"].startswith("mrn=MRN-12345 x")
+
+
+def test_sink_records_a_flood_and_every_connection_in_it(running: RunningSink) -> None:
+    flood = sink_server.MAX_CONNECTIONS + 20
+    idle = [socket.create_connection(running.tcp, timeout=5) for _ in range(flood)]
+    try:
+        opened = wait_for_lines(running.events_path, "open", flood, timeout=5)
+        floods = wait_for_lines(running.events_path, "flood", 1, timeout=2)
+    finally:
+        for sock in idle:
+            sock.close()
+    assert len(opened) == flood and floods[0]["limit"] == sink_server.MAX_CONNECTIONS
+    time.sleep(READ_TIMEOUT + 0.5)  # the idle handlers give up and free their slots
+    send_and_read_until_closed(running.tcp, http_post("/after-the-flood", b"{}"))
+    after = [e for e in wait_for_events(running.events_path, 1) if e["kind"] == "http"]
+    assert after and after[0]["path"] == "/after-the-flood"
+
+
+def test_sink_records_tcp_to_port_53_that_is_not_dns_as_raw_tcp(running: RunningSink) -> None:
+    send_and_read_until_closed(running.dns, b"POST /x HTTP/1.1\r\n\r\nmrn=MRN-48213")
+
+    (event,) = wait_for_events(running.events_path, 1)
+
+    assert event["kind"] == "tcp" and "mrn=MRN-48213" in event["text"]
+
+
+def test_sink_records_names_past_its_fake_addresses(running: RunningSink) -> None:
+    running.sink.names = FakeAddresses(ipaddress.IPv4Network("198.18.0.0/30"))  # 2 addresses
+    for name in ("a.example", "b.example", "c.example"):
+        ask_udp(running.dns, build_query(name))
+
+    events = wait_for_events(running.events_path, 3)
+
+    assert [e["qname"] for e in events] == ["a.example", "b.example", "c.example"]
+    assert events[2]["answer"] == "" and "no fake addresses left" in events[2]["overflow"]
+
+
+def wait_for_lines(path: Path, kind: str, count: int, timeout: float) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines = [line for line in read_lines(path) if line["kind"] == kind]
+        if len(lines) >= count:
+            return lines
+        time.sleep(0.02)
+    raise AssertionError(f"{count} {kind} lines expected, got {read_lines(path)}")

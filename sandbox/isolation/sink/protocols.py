@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 MAX_BODY = 4096
-MAX_PREVIEW = 64
+MAX_PREVIEW = 256
 QTYPES = {
     1: "A",
     2: "NS",
@@ -213,43 +213,88 @@ def _alpn_names(body: bytes) -> list[str]:
 
 @dataclass(frozen=True)
 class Frame:
-    """An IP packet seen on the sandbox's dead-end link (traffic the NAT rules did not take)."""
+    """A packet seen on the sandbox's dead-end link (traffic the NAT rules did not take)."""
 
-    version: int
-    protocol: str
+    version: int  # 4 or 6; 0 for a frame that is not IP (ARP, ...)
+    protocol: str  # udp, udplite, sctp, gre, icmp, ... or "ip-<n>", "ethertype-<hex>"
     source: str
     destination: str
     port: int
     payload: bytes
+    fragment: bool = False  # the first piece of a fragmented datagram
+    extensions: tuple[str, ...] = ()  # IPv6 extension headers it carried
 
 
-IP_PROTOCOLS = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6"}
+IP_PROTOCOLS = {
+    1: "icmp",
+    2: "igmp",
+    4: "ipip",
+    6: "tcp",
+    17: "udp",
+    41: "ipv6-in-ip",
+    47: "gre",
+    50: "esp",
+    51: "ah",
+    58: "icmpv6",
+    103: "pim",
+    112: "vrrp",
+    132: "sctp",
+    136: "udplite",
+}
+PORTED = {6, 17, 132, 136}  # protocols whose header starts with source and destination ports
+IPV6_EXTENSIONS = {0: "hop-by-hop", 43: "routing", 44: "fragment", 60: "destination-options"}
+ETHERTYPES = {0x0806: "arp", 0x8035: "rarp", 0x88CC: "lldp"}
 
 
 def parse_frame(frame: bytes) -> Frame | None:
-    """An Ethernet frame carrying IPv4 or IPv6 with TCP/UDP/ICMP; None for anything else."""
+    """Any Ethernet frame: IPv4 or IPv6 (through extension headers and fragments) or other."""
     if len(frame) < 14:
         return None
     ethertype = struct.unpack("!H", frame[12:14])[0]
     packet = frame[14:]
     if ethertype == 0x0800 and len(packet) >= 20:
         header = (packet[0] & 0x0F) * 4
-        return _frame(4, packet[9], packet[12:16], packet[16:20], packet[header:])
+        offset = struct.unpack("!H", packet[6:8])[0]
+        if offset & 0x1FFF:  # a later fragment: its first piece was recorded
+            return None
+        more = bool(offset & 0x2000)
+        return _frame(4, packet[9], packet[12:16], packet[16:20], packet[header:], more)
     if ethertype == 0x86DD and len(packet) >= 40:
-        return _frame(6, packet[6], packet[8:24], packet[24:40], packet[40:])
-    return None
-
-
-def _frame(version: int, proto: int, src: bytes, dst: bytes, rest: bytes) -> Frame | None:
-    if proto not in IP_PROTOCOLS:
+        return _ipv6(packet)
+    if ethertype in (0x0800, 0x86DD):
         return None
+    name = ETHERTYPES.get(ethertype, f"ethertype-{ethertype:04x}")
+    return Frame(0, name, "", "", 0, packet)
+
+
+def _ipv6(packet: bytes) -> Frame | None:
+    proto, at, extensions, fragment = packet[6], 40, [], False
+    while proto in IPV6_EXTENSIONS and at + 8 <= len(packet):
+        extensions.append(IPV6_EXTENSIONS[proto])
+        if proto == 44:
+            if struct.unpack("!H", packet[at + 2 : at + 4])[0] & 0xFFF8:
+                return None  # a later fragment
+            fragment, length = True, 8
+        else:
+            length = (packet[at + 1] + 1) * 8
+        proto, at = packet[at], at + length
+    frame = _frame(6, proto, packet[8:24], packet[24:40], packet[at:], fragment)
+    return replace(frame, extensions=tuple(extensions))
+
+
+def _frame(version: int, proto: int, src: bytes, dst: bytes, rest: bytes, fragment: bool) -> Frame:
     address = ipaddress.IPv4Address if version == 4 else ipaddress.IPv6Address
     port, payload = 0, rest
-    if proto == 17 and len(rest) >= 8:
-        port, payload = struct.unpack("!H", rest[2:4])[0], rest[8:]
-    elif proto == 6 and len(rest) >= 20:
-        port, payload = struct.unpack("!H", rest[2:4])[0], rest[(rest[12] >> 4) * 4 :]
-    return Frame(version, IP_PROTOCOLS[proto], str(address(src)), str(address(dst)), port, payload)
+    if proto in PORTED and len(rest) >= 4:
+        port = struct.unpack("!H", rest[2:4])[0]
+        if proto in (17, 136):
+            payload = rest[8:]
+        elif proto == 6 and len(rest) >= 20:
+            payload = rest[(rest[12] >> 4) * 4 :]
+        elif proto == 132:
+            payload = rest[12:]
+    name = IP_PROTOCOLS.get(proto, f"ip-{proto}")
+    return Frame(version, name, str(address(src)), str(address(dst)), port, payload, fragment)
 
 
 def is_neighbour_noise(frame: Frame) -> bool:
@@ -266,3 +311,10 @@ def is_neighbour_noise(frame: Frame) -> bool:
 def preview(data: bytes) -> str:
     """The first bytes as hex, for protocols the sink does not understand."""
     return data[:MAX_PREVIEW].hex()
+
+
+def preview_text(data: bytes) -> str:
+    """The first bytes as a reader sees them: printable ASCII kept, the rest as hex escapes."""
+    return "".join(
+        chr(b) if 32 <= b < 127 and b != 0x5C else f"\\x{b:02x}" for b in data[:MAX_PREVIEW]
+    )
