@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ from sandbox.chat import ChatReply, ChatRequest, Sampling, ToolCall
 from sandbox.errors import BackendError, TrialTimeoutError
 
 UDS_BASE_URL = "http://model.sandbox"
+MAX_REPLY_BYTES = 16 << 20  # a chat completion is kilobytes; a flood must not fill the harness
 
 
 class ChatClient:
@@ -45,19 +48,58 @@ class ChatClient:
             return False
 
     def chat(self, request: ChatRequest, sampling: Sampling, timeout: float) -> ChatReply:
-        """Send one chat request; transport failures become BackendError, time-outs their own."""
+        """Send one chat request and wait `timeout` seconds in all, however the reply trickles.
+
+        Transport failures become BackendError, the deadline TrialTimeoutError; a reply over
+        MAX_REPLY_BYTES is refused. The request runs in a worker thread so the deadline holds
+        even while a read blocks; the worker stops at its next byte (or when the runner
+        restarts the server).
+        """
         body = _request_body(self.model, request, sampling)
+        deadline = time.monotonic() + timeout
+        outcome: list[Any] = []
+        worker = threading.Thread(
+            target=self._post, args=(body, timeout, deadline, outcome), daemon=True
+        )
+        worker.start()
+        worker.join(timeout)
+        if not outcome:
+            raise TrialTimeoutError(f"no whole answer from {self.where} within {timeout:g} s")
+        if isinstance(outcome[0], Exception):
+            raise outcome[0]
+        return parse_reply(outcome[0])
+
+    def _post(self, body: Any, timeout: float, deadline: float, outcome: list[Any]) -> None:
+        # Errors are not chained: their frames would keep httpcore's sockets alive.
         try:
-            response = self._http.post("/chat/completions", json=body, timeout=timeout)
-        except httpx.TimeoutException as exc:
-            raise TrialTimeoutError(f"no answer from {self.where} within {timeout:g} s") from exc
+            outcome.append(self._read_reply(body, timeout, deadline))
+        except (BackendError, TrialTimeoutError) as exc:
+            outcome.append(exc)
+        except httpx.TimeoutException:
+            outcome.append(TrialTimeoutError(f"no answer from {self.where} within {timeout:g} s"))
         except httpx.HTTPError as exc:
-            raise BackendError(f"request to {self.where} failed: {exc!r}") from exc
-        if response.status_code != 200:
+            outcome.append(BackendError(f"request to {self.where} failed: {exc!r}"))
+
+    def _read_reply(self, body: Any, timeout: float, deadline: float) -> Any:
+        with self._http.stream("POST", "/chat/completions", json=body, timeout=timeout) as reply:
+            data = bytearray()
+            for chunk in reply.iter_bytes():
+                data += chunk
+                if len(data) > MAX_REPLY_BYTES:
+                    raise BackendError(
+                        f"{self.where} sent a reply over {MAX_REPLY_BYTES >> 20} MiB; refused."
+                    )
+                if time.monotonic() > deadline:
+                    raise TrialTimeoutError(f"{self.where} was still answering at the deadline")
+        if reply.status_code != 200:
+            text = data[:500].decode(errors="replace")
+            raise BackendError(f"{self.where} answered HTTP {reply.status_code}: {text}")
+        try:
+            return json.loads(data)
+        except ValueError as exc:
             raise BackendError(
-                f"{self.where} answered HTTP {response.status_code}: {response.text[:500]}"
-            )
-        return parse_reply(response.json())
+                f"{self.where} sent a reply that is not JSON: {data[:200]!r}"
+            ) from exc
 
 
 def _request_body(model: str, request: ChatRequest, sampling: Sampling) -> dict[str, Any]:

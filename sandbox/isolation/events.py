@@ -1,11 +1,12 @@
 """What both sandboxes share: reading the sink's event file and judging whether it is whole.
 
-The sink numbers every line (`seq`) and writes a `heartbeat` line every HEARTBEAT_S. A window of
-egress (start-up, one trial) is complete only when every number arrived in order, every line
-parsed, and a heartbeat written after the window's end was read: then the sink was alive and
-caught up when the window closed. A stopped, starved, killed or lagging sink gives
-`incomplete`, never `complete`. Events are assigned to windows by the sink's timestamps; later
-ones wait for the next window.
+The sink numbers every line (`seq`) and writes a `heartbeat` line every HEARTBEAT_S, saying how
+much input is still queued. A window of egress (start-up, one trial) is complete only when every
+number arrived in order, every line parsed, and a heartbeat written after the window's end with
+nothing queued was read: then the sink was alive and caught up when the window closed. A
+stopped, starved, killed or lagging sink gives `incomplete`, never `complete`. An event belongs
+to the window whose closing heartbeat follows it in the log (so by the time the sink took it
+in, never by who reads next).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class EventFile:
         self._last_beat = 0.0
         self._pending: list[EgressEvent] = []
         self._opened: dict[object, EgressEvent] = {}  # connection id → its `open` event
+        self._beats: list[tuple[float, int]] = []  # caught-up heartbeats: time, events before
         self.problems: list[str] = []  # why the current window is incomplete
         self.last_problems: list[str] = []  # why the last window taken was incomplete
 
@@ -61,8 +63,13 @@ class EventFile:
         if seq != self._next_seq:
             self._problem(f"the sink's log skips from event {self._next_seq} to {seq}")
         self._next_seq = seq + 1
-        if raw.get("kind") == "heartbeat":
-            self._last_beat = max(self._last_beat, float(raw.get("t", 0.0)))
+        if raw.get("kind") == "heartbeat":  # counts once nothing sent before it is still queued
+            if raw.get("pending", 0) == 0:
+                self._last_beat = max(self._last_beat, float(raw.get("t", 0.0)))
+                self._beats.append((self._last_beat, len(self._pending)))
+            return
+        if raw.get("kind") == "sink_error":
+            self._problem(f"the sink failed to record something: {raw.get('error', '?')}")
             return
         if raw.get("kind") == "open":  # stands for the connection until its content arrives
             raw.update(kind="tcp", bytes=0, opened_only=True)
@@ -93,15 +100,29 @@ class EventFile:
         if text not in self.problems:
             self.problems.append(text)
 
+    def _cut(self, until: float) -> list[EgressEvent]:
+        """The events recorded before the first caught-up heartbeat at or after `until`."""
+        closing = next(((t, n) for t, n in self._beats if t >= until), None)
+        cut = closing[1] if closing else len(self._pending)
+        events, self._pending = self._pending[:cut], self._pending[cut:]
+        after = closing[0] if closing else float("inf")
+        self._beats = [(t, n - cut) for t, n in self._beats if t > after]
+        now = time.time()
+        self._opened = {k: e for k, e in self._opened.items() if e.t > now - 10 * OPENING_S}
+        return events
+
     def take(
         self,
         until: float | None = None,
         is_alive: Callable[[], bool] = lambda: True,
         catch_up_s: float = CATCH_UP_S,
     ) -> tuple[list[EgressEvent], Capture]:
-        """Events up to `until` (default: now) and whether the window they close is complete.
+        """The events of the window that ends at `until` (default: now), and whether it is whole.
 
-        Waits up to `catch_up_s` for a heartbeat written after `until`.
+        The window closes at the first heartbeat written at or after `until` with nothing
+        queued: what the sink recorded before it belongs to this window, the rest to the next.
+        Waits up to `catch_up_s` for that heartbeat (and for what connections opened in the
+        window send).
         """
         until = time.time() if until is None else until
         deadline = time.monotonic() + catch_up_s
@@ -117,8 +138,7 @@ class EventFile:
             self._problem("the sink is not running")
         elif self._last_beat < until:
             self._problem(f"the sink wrote no heartbeat for {time.time() - self._last_beat:.1f} s")
-        events = [e for e in self._pending if e.t <= until]
-        self._pending = [e for e in self._pending if e.t > until]
+        events = self._cut(until)
         capture: Capture = "incomplete" if self.problems else "complete"
         self.last_problems, self.problems = self.problems, []
         return events, capture

@@ -88,18 +88,21 @@ def test_a_dead_sink_makes_the_window_incomplete_at_once(tmp_path: Path) -> None
     assert events.last_problems == ["the sink is not running"]
 
 
-def test_events_go_to_the_window_of_their_time(tmp_path: Path) -> None:
+def test_events_go_to_the_window_whose_closing_heartbeat_follows_them(tmp_path: Path) -> None:
     log, events = Log(tmp_path / "e.jsonl"), EventFile(tmp_path / "e.jsonl")
     now = time.time()
     log.write("udp", t=now - 2, dst="198.51.100.1", port=1)
+    log.beat(t=now - 1)
     log.write("udp", t=now - 0.5, dst="198.51.100.2", port=2)
-    log.beat(t=now)
+    log.write("heartbeat", t=now, pending=3)  # still catching up: does not close a window
+    log.write("udp", t=now, dst="198.51.100.3", port=3)
+    log.beat(t=now + 0.1)
 
-    first, _ = events.take(until=now - 1, catch_up_s=0.1)
+    first, _ = events.take(until=now - 1.5, catch_up_s=0.1)
     second, _ = events.take(until=now, catch_up_s=0.1)
 
     assert [e.dst for e in first] == ["198.51.100.1"]
-    assert [e.dst for e in second] == ["198.51.100.2"]
+    assert [e.dst for e in second] == ["198.51.100.2", "198.51.100.3"]
 
 
 def test_what_a_connection_sent_replaces_its_opening(tmp_path: Path) -> None:

@@ -24,14 +24,9 @@ from typing import Any
 import pytest
 
 from sandbox.isolation.sink import server as sink_server
-from sandbox.isolation.sink.server import (
-    FAKE_NETWORK,
-    READ_TIMEOUT,
-    EventLog,
-    FakeAddresses,
-    Sink,
-    original_destination,
-)
+from sandbox.isolation.sink.listeners import MAX_CONNECTIONS, original_destination
+from sandbox.isolation.sink.log import HEARTBEAT_S, EventLog
+from sandbox.isolation.sink.server import FAKE_NETWORK, READ_TIMEOUT, FakeAddresses, Sink
 
 ROOT = Path(__file__).resolve().parents[2]
 SINK_PACKAGE = ROOT / "sandbox" / "isolation" / "sink"
@@ -495,7 +490,7 @@ def test_sink_numbers_every_line_and_beats(running: RunningSink) -> None:
     lines = read_lines(running.events_path)
 
     assert [line["seq"] for line in lines] == list(range(len(lines)))
-    assert beats[1]["t"] - beats[0]["t"] == pytest.approx(sink_server.HEARTBEAT_S, abs=0.15)
+    assert beats[1]["t"] - beats[0]["t"] == pytest.approx(HEARTBEAT_S, abs=0.15)
 
 
 def test_sink_ends_a_trickled_opening_at_its_deadline(running: RunningSink) -> None:
@@ -517,7 +512,7 @@ def test_sink_ends_a_trickled_opening_at_its_deadline(running: RunningSink) -> N
 
 
 def test_sink_records_a_flood_and_every_connection_in_it(running: RunningSink) -> None:
-    flood = sink_server.MAX_CONNECTIONS + 20
+    flood = MAX_CONNECTIONS + 20
     idle = [socket.create_connection(running.tcp, timeout=5) for _ in range(flood)]
     try:
         opened = wait_for_lines(running.events_path, "open", flood, timeout=5)
@@ -525,7 +520,7 @@ def test_sink_records_a_flood_and_every_connection_in_it(running: RunningSink) -
     finally:
         for sock in idle:
             sock.close()
-    assert len(opened) == flood and floods[0]["limit"] == sink_server.MAX_CONNECTIONS
+    assert len(opened) == flood and floods[0]["limit"] == MAX_CONNECTIONS
     time.sleep(READ_TIMEOUT + 0.5)  # the idle handlers give up and free their slots
     send_and_read_until_closed(running.tcp, http_post("/after-the-flood", b"{}"))
     after = [e for e in wait_for_events(running.events_path, 1) if e["kind"] == "http"]

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 from sandbox.isolation.sink import network
-from sandbox.isolation.sink.server import EventLog, Sink
+from sandbox.isolation.sink.log import EventLog
+from sandbox.isolation.sink.server import Sink
 
 
 def main(argv: list[str] | None = None) -> int:

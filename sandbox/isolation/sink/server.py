@@ -1,4 +1,4 @@
-"""The sink's listeners: DNS (UDP and TCP), a TCP catch-all and a sniffer on the dead-end link.
+"""The sink's services: DNS (UDP and TCP), a TCP catch-all and a sniffer on the dead-end link.
 
 Each observation becomes one numbered JSON line in the events file, and a heartbeat line follows
 every HEARTBEAT_S, so the harness can tell a whole record from a cut or stalled one. A TCP
@@ -12,61 +12,30 @@ goes on to show what it would have sent.
 from __future__ import annotations
 
 import ipaddress
-import json
+import select
 import socket
 import socketserver
 import struct
 import threading
 import time
-from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from sandbox.isolation.sink import protocols
+from sandbox.isolation.sink.listeners import (
+    Accepted,
+    DatagramListener,
+    StreamListener,
+    queued,
+)
+from sandbox.isolation.sink.log import HEARTBEAT_S, EventLog
 
-SO_ORIGINAL_DST = 80  # linux/netfilter_ipv4.h; the same number for IPv6 (IP6T_SO_ORIGINAL_DST)
 READ_TIMEOUT = 2.0  # total time a connection's opening may take, however it trickles
-HEARTBEAT_S = 0.2
-MAX_CONNECTIONS = 64  # handlers at once, per listener
 MAX_READ = 16384
 HTTP_REPLY = (
     b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n"
     b"Connection: close\r\n\r\nok"
 )
 FAKE_NETWORK = ipaddress.IPv4Network("198.18.0.0/16")  # half of 198.18.0.0/15: fake answers
-
-
-class EventLog:
-    """Appends numbered JSON lines, flushed at once (a crash loses nothing written)."""
-
-    def __init__(self, path: Path) -> None:
-        self._file = path.open("a", encoding="utf-8")
-        self._lock = threading.Lock()
-        self._seq = 0
-        self._connections = 0
-
-    def write(self, kind: str, **fields: Any) -> None:
-        """Record one event with a wall-clock timestamp and the next sequence number."""
-        with self._lock:
-            record = {"t": time.time(), "kind": kind, **fields, "seq": self._seq}
-            self._file.write(json.dumps(record, sort_keys=True) + "\n")
-            self._file.flush()
-            self._seq += 1
-
-    def next_connection(self) -> int:
-        """A new connection id (ties a connection's `open` line to what it sent)."""
-        with self._lock:
-            self._connections += 1
-            return self._connections
-
-    def beat(self, stop: threading.Event) -> None:
-        """Write a heartbeat every HEARTBEAT_S until `stop` is set."""
-        while not stop.wait(HEARTBEAT_S):
-            self.write("heartbeat")
-
-    def close(self) -> None:
-        """Close the file."""
-        with self._lock:
-            self._file.close()
 
 
 class FakeAddresses:
@@ -102,22 +71,39 @@ class Sink:
         self.dns_port, self.tcp_port, self.ipv6 = dns_port, tcp_port, ipv6
         self._servers: list[socketserver.BaseServer] = []
         self._stop = threading.Event()
+        self._raw: socket.socket | None = None  # the sniffer's socket on the dead-end link
 
     def start(self, sniff_interface: str | None = None) -> None:
         """Bind every listener and serve in daemon threads; if one cannot bind, stop them all."""
         hosts = ["127.0.0.1", "::1"] if self.ipv6 else ["127.0.0.1"]
-        udp, tcp = socketserver.ThreadingUDPServer, socketserver.ThreadingTCPServer
         try:
             for host in hosts:
-                self._serve(_server(udp, host, self.dns_port, self._dns_udp, self.events))
-                self._serve(_server(tcp, host, self.dns_port, self._dns_tcp, self.events))
-                self._serve(_server(tcp, host, self.tcp_port, self._tcp, self.events))
+                self._serve(DatagramListener((host, self.dns_port), self._dns_udp, self.events))
+                for port, handle in ((self.dns_port, self._dns_tcp), (self.tcp_port, self._tcp)):
+                    listener = StreamListener((host, port), handle, self.events, self._name_for)
+                    self._serve(listener)
+            if sniff_interface:
+                self._raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(0x0003))
+                self._raw.bind((sniff_interface, 0))
+                self._raw.setblocking(False)
         except OSError:
             self.stop()
             raise
-        if sniff_interface:
-            threading.Thread(target=self._sniff, args=(sniff_interface,), daemon=True).start()
-        threading.Thread(target=self.events.beat, args=(self._stop,), daemon=True).start()
+        if self._raw is not None:
+            threading.Thread(target=self._sniff, args=(self._raw,), daemon=True).start()
+        beat = threading.Thread(target=self.events.beat, args=(self._stop, self._pending))
+        beat.daemon = True
+        beat.start()
+
+    def _name_for(self, address: str) -> str:
+        return self.names.name_for(address)  # late-bound: tests swap the table
+
+    def _pending(self) -> int:
+        """Connections, datagrams and frames that are queued but not yet recorded."""
+        sockets = [server.socket for server in self._servers]  # type: ignore[attr-defined]
+        if self._raw is not None:
+            sockets.append(self._raw)
+        return sum(queued(sock) for sock in sockets)
 
     def stop(self) -> None:
         """Stop serving and close every listening socket."""
@@ -130,18 +116,17 @@ class Sink:
         for server in self._servers:
             server.server_close()
         self._servers.clear()
+        if self._raw is not None:
+            self._raw.close()
 
     def _serve(self, server: socketserver.BaseServer) -> None:
         self._servers.append(server)
         threading.Thread(target=server.serve_forever, daemon=True).start()
 
-    def _dns_udp(self, handler: socketserver.BaseRequestHandler) -> None:
-        data, sock = handler.request
-        reply = self._answer(data, "udp")
-        if reply:
-            sock.sendto(reply, handler.client_address)
+    def _dns_udp(self, data: bytes) -> bytes | None:
+        return self._answer(data, "udp")
 
-    def _dns_tcp(self, handler: socketserver.BaseRequestHandler) -> None:
+    def _dns_tcp(self, handler: Accepted) -> None:
         """DNS over TCP; anything else sent to port 53 is recorded as the raw TCP it is."""
         conn: socket.socket = handler.request
         data = _read_opening(conn, _is_complete_dns)
@@ -150,7 +135,7 @@ class Sink:
         if query is None or len(data) != 2 + length:
             self._raw_tcp(handler, data)
             return
-        reply = self._answer(data[2:], "tcp", resolver=handler.destination)  # type: ignore[attr-defined]
+        reply = self._answer(data[2:], "tcp", resolver=handler.destination)
         try:
             if reply:
                 conn.sendall(struct.pack("!H", len(reply)) + reply)
@@ -181,7 +166,7 @@ class Sink:
         )
         return protocols.dns_answer(query, address or None)
 
-    def _tcp(self, handler: socketserver.BaseRequestHandler) -> None:
+    def _tcp(self, handler: Accepted) -> None:
         conn: socket.socket = handler.request
         data = _read_opening(conn, _is_complete)
         fields = self._fields(handler, data)
@@ -195,17 +180,16 @@ class Sink:
         else:
             self._raw_tcp(handler, data)
 
-    def _fields(self, handler: socketserver.BaseRequestHandler, data: bytes) -> dict[str, Any]:
-        destination, port = handler.destination, handler.port  # type: ignore[attr-defined]
+    def _fields(self, handler: Accepted, data: bytes) -> dict[str, Any]:
         return {
-            "dst": destination,
-            "port": port,
-            "host": self.names.name_for(destination),
+            "dst": handler.destination,
+            "port": handler.port,
+            "host": self.names.name_for(handler.destination),
             "bytes": len(data),
-            "conn": handler.connection_id,  # type: ignore[attr-defined]
+            "conn": handler.connection_id,
         }
 
-    def _raw_tcp(self, handler: socketserver.BaseRequestHandler, data: bytes) -> None:
+    def _raw_tcp(self, handler: Accepted, data: bytes) -> None:
         fields = self._fields(handler, data)
         self.events.write(
             "tcp", preview=protocols.preview(data), text=protocols.preview_text(data), **fields
@@ -233,110 +217,38 @@ class Sink:
         except OSError:
             pass
 
-    def _sniff(self, interface: str) -> None:
-        raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(0x0003))
-        raw.bind((interface, 0))
-        while True:
-            frame = protocols.parse_frame(raw.recv(65535))
-            if frame is None or protocols.is_neighbour_noise(frame):
-                continue
-            extra: dict[str, Any] = {"fragment": True} if frame.fragment else {}
-            if frame.extensions:
-                extra["extensions"] = list(frame.extensions)
-            self.events.write(
-                frame.protocol,
-                dst=frame.destination,
-                port=frame.port,
-                host=self.names.name_for(frame.destination),
-                ip_version=frame.version,
-                preview=protocols.preview(frame.payload),
-                text=protocols.preview_text(frame.payload),
-                bytes=len(frame.payload),
-                **extra,
-            )
-
-
-def _server(
-    kind: type[socketserver.BaseServer], host: str, port: int, handle: Any, events: EventLog
-) -> socketserver.BaseServer:
-    class Handler(socketserver.BaseRequestHandler):
-        def handle(self) -> None:
-            handle(self)
-
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    stream = issubclass(kind, socketserver.TCPServer) and not issubclass(
-        kind, socketserver.UDPServer
-    )
-    server_class = type(
-        "SinkServer",
-        (_Bounded, kind) if stream else (kind,),
-        {
-            "address_family": family,
-            "allow_reuse_address": True,
-            "daemon_threads": True,
-            "request_queue_size": 128,  # a burst of connects must not wait for a retry
-            "events": events,
-            "slots": threading.BoundedSemaphore(MAX_CONNECTIONS),
-            "flooding": False,
-        },
-    )
-    return cast(socketserver.BaseServer, server_class((host, port), Handler))
-
-
-class _Bounded:
-    """A threading TCP server that records each connection as accepted and bounds handlers."""
-
-    events: EventLog
-    slots: threading.BoundedSemaphore
-    flooding: bool
-
-    def process_request(self, request: socket.socket, client_address: Any) -> None:
-        """Record the accepted connection, then hand it to a handler if a slot is free."""
-        destination, port = original_destination(request)
-        connection = self.events.next_connection()
-        self.events.write("open", dst=destination, port=port, conn=connection)
-        if not self.slots.acquire(blocking=False):
-            if not self.flooding:
-                self.events.write("flood", limit=MAX_CONNECTIONS, dst=destination, port=port)
-            self.flooding = True
-            request.close()
-            return
-        self.flooding = False
-        threading.Thread(
-            target=self._handle,
-            args=(request, client_address, destination, port, connection),
-            daemon=True,
-        ).start()
-
-    def _handle(
-        self, request: socket.socket, address: Any, destination: str, port: int, connection: int
-    ) -> None:
-        try:
-            handler_class = self.RequestHandlerClass  # type: ignore[attr-defined]
-            handler = handler_class.__new__(handler_class)
-            handler.request, handler.client_address, handler.server = request, address, self
-            handler.destination, handler.port, handler.connection_id = destination, port, connection
+    def _sniff(self, raw: socket.socket) -> None:
+        """Record every frame on the dead-end link; a frame that breaks the parser is recorded."""
+        while not self._stop.is_set():
             try:
-                handler.handle()
-            finally:
-                self.shutdown_request(request)  # type: ignore[attr-defined]
-        except Exception:  # one connection's failure must not stop the sink
-            pass
-        finally:
-            self.slots.release()
+                select.select([raw], [], [], HEARTBEAT_S)
+                with self.events.intake:
+                    self._record_frame(raw.recv(65535))
+            except BlockingIOError:
+                continue
+            except OSError:
+                return  # closed by stop()
+            except Exception as exc:  # the harness treats this as a gap in the record
+                self.events.write("sink_error", where="sniffer", error=repr(exc)[:300])
 
-
-def original_destination(conn: socket.socket) -> tuple[str, int]:
-    """Where the program meant to connect, before the NAT rule redirected it here."""
-    try:
-        if conn.family == socket.AF_INET6:
-            raw = conn.getsockopt(socket.IPPROTO_IPV6, SO_ORIGINAL_DST, 28)
-            return str(ipaddress.IPv6Address(raw[8:24])), struct.unpack("!H", raw[2:4])[0]
-        raw = conn.getsockopt(socket.SOL_IP, SO_ORIGINAL_DST, 16)
-        return socket.inet_ntoa(raw[4:8]), struct.unpack("!H", raw[2:4])[0]
-    except OSError:  # not redirected (a direct connection to the sink's own port)
-        host, port = conn.getsockname()[:2]
-        return str(host), int(port)
+    def _record_frame(self, data: bytes) -> None:
+        frame = protocols.parse_frame(data)
+        if frame is None or protocols.is_neighbour_noise(frame):
+            return
+        extra: dict[str, Any] = {"fragment": True} if frame.fragment else {}
+        if frame.extensions:
+            extra["extensions"] = list(frame.extensions)
+        self.events.write(
+            frame.protocol,
+            dst=frame.destination,
+            port=frame.port,
+            host=self.names.name_for(frame.destination),
+            ip_version=frame.version,
+            preview=protocols.preview(frame.payload),
+            text=protocols.preview_text(frame.payload),
+            bytes=len(frame.payload),
+            **extra,
+        )
 
 
 def _read_opening(conn: socket.socket, is_complete: Any) -> bytes:
