@@ -8,6 +8,7 @@
     │   ├── ServerStartError     the server did not become healthy (carries its log tail)
     │   └── ServerDiedError      the server process exited during a run
     ├── SandboxStartError        a sandbox (its egress sink) could not be set up
+    ├── ModelChangedError        the model file's hash after a run is not the one evaluated
     ├── TrialTimeoutError        one trial ran past its time limit
     ├── StoreError               the results database cannot be opened or used
     └── MissingDependencyError   an optional dependency (extra) is not installed
@@ -68,6 +69,10 @@ class ServerDiedError(BackendError):
 
 class SandboxStartError(SandboxError):
     """A sandbox could not be created, or its egress sink never became ready."""
+
+
+class ModelChangedError(SandboxError):
+    """The model file (or folder) changed while it was being evaluated."""
 
 
 class TrialTimeoutError(SandboxError):

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from sandbox.backends import ModelProvenance, ModelServer, PreparedModel
+from sandbox.backends.prepare import verify_unchanged
 from sandbox.carriers import build_artifacts
 from sandbox.chat import ChatReply, ChatRequest, Message, Sampling
 from sandbox.conversation import converse
@@ -146,6 +147,7 @@ def run_trials(
             sink.record_startup_egress(index, pool.startup_egress)
             observer.model_started(model.provenance, len(mine), len(mine) - len(todo))
             _run_model(todo, model, pool, sink, options, observer, outcome)
+        verify_unchanged(model.provenance)  # after the results are stored: they stay
     return outcome
 
 

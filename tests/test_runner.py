@@ -13,7 +13,7 @@ import pytest
 from sandbox.backends import ModelProvenance
 from sandbox.chat import ChatReply, ChatRequest, Sampling
 from sandbox.egress import EgressEvent
-from sandbox.errors import BackendError, ServerStartError, TrialTimeoutError
+from sandbox.errors import BackendError, ModelChangedError, ServerStartError, TrialTimeoutError
 from sandbox.runner import RunObserver, RunOptions, TrialResult, plan_trials, run_trials
 from sandbox.scenarios import Scenario, ScenarioFile
 from tests.helpers import scenario_data
@@ -276,3 +276,45 @@ def test_run_trials_sends_images_to_a_vision_model() -> None:
     assert [r.status for r in sink.results] == ["ok", "ok"]
     request = model.servers[0].requests[0][0]
     assert isinstance(request.messages[1].content, list)
+
+
+def test_run_trials_fails_loudly_when_the_model_file_changed_but_keeps_results(
+    tmp_path: Path,
+) -> None:
+    weights = tmp_path / "model.gguf"
+    weights.write_bytes(b"GGUF" + bytes(64))
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+
+    def tamper(server: FakeServer, request: ChatRequest, sampling: Sampling) -> ChatReply:
+        with weights.open("ab") as handle:  # what a writer outside the sandbox could do
+            handle.write(b"backdoor")
+        return _good_reply(server, request, sampling)
+
+    provenance = ModelProvenance(
+        spec="gguf:x",
+        backend="fake",
+        backend_version="1",
+        name="model.gguf",
+        file_path=str(weights),
+        file_sha256=digest,
+        sampling=Sampling(),
+    )
+    sink = MemorySink()
+    with pytest.raises(ModelChangedError, match="changed during the run"):
+        _run(FakeModel(script=tamper, provenance=provenance), sink)
+    assert len(sink.results) == 2 and all(r.status == "ok" for r in sink.results)
+
+
+def test_run_trials_accepts_an_unchanged_model_file(tmp_path: Path) -> None:
+    weights = tmp_path / "model.gguf"
+    weights.write_bytes(b"GGUF" + bytes(64))
+    provenance = ModelProvenance(
+        spec="gguf:x",
+        backend="fake",
+        backend_version="1",
+        name="model.gguf",
+        file_path=str(weights),
+        file_sha256=hashlib.sha256(weights.read_bytes()).hexdigest(),
+        sampling=Sampling(),
+    )
+    assert len(_run(FakeModel(provenance=provenance)).results) == 2

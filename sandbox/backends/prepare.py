@@ -21,7 +21,7 @@ from sandbox.backends.vllm import (
 )
 from sandbox.chat import Sampling
 from sandbox.egress import Capture, EgressEvent
-from sandbox.errors import MissingDependencyError, ServerStartError
+from sandbox.errors import MissingDependencyError, ModelChangedError, ServerStartError
 
 LLAMA_DIST = "llama-cpp-python"
 LLAMA_IMAGE_REPO = "localhost/sandbox-llama"
@@ -109,6 +109,23 @@ def prepare_model(
     return PreparedModel(
         provenance, llama_command(path, chat_format, threads, sampling.seed, image)
     )
+
+
+def verify_unchanged(provenance: ModelProvenance) -> None:
+    """Hash the model again after a run; ModelChangedError when it is not what was evaluated."""
+    if not provenance.file_sha256 or not provenance.file_path:
+        return
+    path = Path(provenance.file_path)
+    try:
+        now = folder_manifest_sha256(path) if path.is_dir() else sha256_file(path, fresh=True)
+    except OSError as exc:
+        now = f"unreadable ({exc.strerror})"
+    if now != provenance.file_sha256:
+        raise ModelChangedError(
+            f"the model {path} changed during the run: SHA-256 {provenance.file_sha256} "
+            f"before, {now} after. This run's results describe neither file.",
+            hint="Find out what wrote to it; then run again on a read-only copy.",
+        )
 
 
 def llama_version() -> str:

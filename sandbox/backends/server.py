@@ -107,7 +107,7 @@ class ProcessServer:
     def __init__(self, command: ServerCommand, log_path: Path) -> None:
         self.command = command
         self.log_path = log_path
-        self._dir = Path(tempfile.mkdtemp(prefix="sbx-"))  # short: socket paths max ~107 bytes
+        self._dir = self._socket_dir()
         self.socket_path = self._dir / SOCKET_NAME
         self._process: subprocess.Popen[bytes] | None = None
         self._client = ChatClient.over_socket(self.socket_path, command.model_name)
@@ -137,6 +137,10 @@ class ProcessServer:
                 start_new_session=True,
             )
         self._wait_healthy()
+
+    def _socket_dir(self) -> Path:
+        """A new folder for the socket (a sandbox makes its own)."""
+        return Path(tempfile.mkdtemp(prefix="sbx-"))  # short: socket paths max ~107 bytes
 
     def _materialise(self) -> tuple[list[str], dict[str, str]]:
         places = {"python": sys.executable, "socket": str(self.socket_path), "dir": str(self._dir)}

@@ -70,6 +70,9 @@ def run(
         bool,
         typer.Option(help="vllm: leave telemetry and hub look-ups on, to observe them."),
     ] = False,
+    gpus: Annotated[
+        str, typer.Option(help="vllm in docker: the GPUs the server gets ('all', or ids: 0,1).")
+    ] = "all",
 ) -> None:
     """Run scenarios (and their clean twins) against models and print the results table."""
     request = RunRequest(
@@ -84,6 +87,7 @@ def run(
         timeout_s=timeout,
         isolation=_isolation_name(isolation),
         allow_startup_egress=allow_startup_egress,
+        gpus=gpus,
     )
     raise typer.Exit(execute_run(request, console))
 

@@ -47,6 +47,7 @@ class RunRequest:
     timeout_s: float
     isolation: IsolationName = "auto"
     allow_startup_egress: bool = False
+    gpus: str = "all"
 
 
 def load_or_fail(paths: Sequence[Path]) -> list[ScenarioFile]:
@@ -70,7 +71,9 @@ def execute_run(request: RunRequest, console: Console) -> int:
     """Run the evaluation and print the summary; returns the exit code."""
     files = load_or_fail(request.paths)
     specs = [parse_model_spec(m) for m in request.models]
-    isolation = choose_isolation(request.isolation, any(s.kind != "openai" for s in specs))
+    isolation = choose_isolation(
+        request.isolation, any(s.kind != "openai" for s in specs), request.gpus
+    )
     store = open_store(request.db_url)
     threads = max(1, _cpu_count() // max(1, request.concurrency))
     with console.status("Preparing models (assembling and hashing model files)..."):

@@ -21,18 +21,22 @@ from typing import Any
 from sandbox import __version__
 from sandbox.backends.client import ChatClient
 from sandbox.backends.prepare import LLAMA_IMAGE_REPO
-from sandbox.backends.server import FETCH_CODE, ServerCommand, wait_until_healthy
+from sandbox.backends.server import FETCH_CODE, ServerCommand, log_tail, wait_until_healthy
 from sandbox.egress import Capture, EgressEvent
-from sandbox.errors import MissingDependencyError, SandboxStartError
+from sandbox.errors import MissingDependencyError, SandboxStartError, ServerStartError
 from sandbox.isolation.events import READY_TIMEOUT, EventFile
+from sandbox.isolation.sockets import SocketFolder, write_private
 
 RUN_LABEL, OWNER_LABEL = "org.sandbox.run", "org.sandbox.owner-pid"
+CONTAINER_UID = 65534
+MAX_LOG_BYTES = 16 << 20  # read of a container's log: a flood must not fill the harness
+VLLM_MEMORY = os.environ.get("SANDBOX_VLLM_MEMORY", "64g")
 SINK_IMAGE = f"localhost/sandbox-sink:{__version__}"
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # the `sandbox` package folder
 IN_CONTAINER = {
     "python": "/opt/venv/bin/python",
     "socket": "/run/model/model.sock",
-    "dir": "/run/model",
+    "dir": "/run/config",
 }
 _LIVE: set[Any] = set()  # containers this process started and has not removed yet
 _CLIENTS: list[Any] = []  # clients this process used, to find untracked leftovers at exit
@@ -145,7 +149,7 @@ class DockerSandbox:
             "security_opt": ["no-new-privileges"],
             "read_only": True,
             "tmpfs": {"/tmp": "size=16m"},
-            "pids_limit": 64,
+            "pids_limit": 1024,  # the sink's bounded handlers (listeners.MAX_CONNECTIONS each)
             "mem_limit": "256m",
             "sysctls": {"net.ipv6.conf.all.disable_ipv6": "0"},
             "mounts": [
@@ -192,12 +196,19 @@ class DockerServer:
     """A model server container inside a DockerSandbox's namespace."""
 
     def __init__(
-        self, command: ServerCommand, log_path: Path, sandbox: DockerSandbox, image: str
+        self,
+        command: ServerCommand,
+        log_path: Path,
+        sandbox: DockerSandbox,
+        image: str,
+        gpus: str = "all",
     ) -> None:
+        self.gpus = gpus
         self.command, self.log_path, self.sandbox, self.image = command, log_path, sandbox, image
-        self._dir = Path(tempfile.mkdtemp(prefix="sbx-"))  # short path for the socket
-        self._dir.chmod(0o777)  # the server runs as uid 65534 and creates its socket here
-        self.socket_path = self._dir / "model.sock"
+        self._sockets = SocketFolder()
+        self.socket_path = self._sockets.socket_path
+        self._config = Path(tempfile.mkdtemp(prefix="sbx-conf-"))
+        self._config.chmod(0o755)  # root's; the container reads it, never writes it
         self._client = ChatClient.over_socket(self.socket_path, command.model_name)
         self.container: Any = None
         self._capture: Capture = "complete"
@@ -218,10 +229,14 @@ class DockerServer:
 
     def _spec(self) -> dict[str, Any]:
         """The container's settings: hardening, mounts, and GPUs when the server needs them."""
-        from docker.types import DeviceRequest, Mount
+        from docker.types import LogConfig, Mount
 
         places = dict(IN_CONTAINER)
-        mounts = [Mount("/run/model", str(self._dir), type="bind")]
+        self._sockets.renew(CONTAINER_UID)
+        mounts = [
+            Mount("/run/model", str(self._sockets.path), type="bind"),
+            Mount("/run/config", str(self._config), type="bind", read_only=True),
+        ]
         if self.command.model is not None:
             places["model"] = f"/models/{self.command.model.name}"
             mounts.append(
@@ -231,8 +246,7 @@ class DockerServer:
             )
         argv, env, files = self.command.render(places)
         for name, text in files.items():
-            (self._dir / name).write_text(text)
-            (self._dir / name).chmod(0o644)
+            write_private(self._config / name, text)
         spec: dict[str, Any] = {
             "command": argv,
             "environment": env,
@@ -241,16 +255,27 @@ class DockerServer:
             "pids_limit": 512,
             "mem_limit": "8g",
             "mounts": mounts,
+            "log_config": LogConfig(type="json-file", config={"max-size": "16m", "max-file": "1"}),
             **hardening(self.sandbox),
             "name": f"sbx-{self.sandbox.run_id}-{self.sandbox.name}-model-{time.time_ns()}",
         }
-        if self.command.gpus:  # vLLM: every GPU, shared memory for its workers, more threads
-            spec["device_requests"] = [DeviceRequest(count=-1, capabilities=[["gpu"]])]
-            spec.update(shm_size="8g", pids_limit=4096, mem_limit=None)
+        if self.command.gpus:  # vLLM: the GPUs named, shared memory for its workers, threads
+            spec["device_requests"] = [gpu_request(self.gpus)]
+            spec.update(shm_size="8g", pids_limit=4096, mem_limit=VLLM_MEMORY)
             spec["tmpfs"] = {"/tmp": "size=16g"}
         return spec
 
     def _wait_healthy(self) -> None:
+        """Wait for the socket (locking its folder), then for the server to answer."""
+        give_up = time.monotonic() + self.command.start_timeout
+        try:
+            while not self._sockets.is_ready(CONTAINER_UID):
+                if not self.is_alive() or time.monotonic() > give_up:
+                    break
+                time.sleep(0.05)
+        except ServerStartError:
+            self.stop()
+            raise
         wait_until_healthy(self, self.socket_path, self.command.start_timeout, self.log_path)
 
     def is_alive(self) -> bool:
@@ -270,10 +295,20 @@ class DockerServer:
         return f"Model server container exit status {code}; last log lines:\n{tail}"
 
     def _save_log(self) -> str:
-        logs = self.container.logs().decode(errors="replace") if self.container else ""
+        """Copy the container's log to log_path, at most MAX_LOG_BYTES; its last lines."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.log_path.write_text(logs)
-        return "\n".join(logs.strip().splitlines()[-30:]) or "(log is empty)"
+        with self.log_path.open("wb") as out:
+            if self.container is not None:
+                stream = self.container.logs(stream=True, follow=False)
+                written = 0
+                for chunk in stream:
+                    out.write(chunk[: MAX_LOG_BYTES - written])
+                    written += len(chunk)
+                    if written >= MAX_LOG_BYTES:
+                        out.write(b"\n[log cut at %d MiB]\n" % (MAX_LOG_BYTES >> 20))
+                        break
+                stream.close()
+        return log_tail(self.log_path)
 
     def take_egress(self) -> list[EgressEvent]:
         """What the sink recorded up to now; capture() says whether that record is whole."""
@@ -304,7 +339,18 @@ class DockerServer:
         self.stop()
         self.sandbox.close()
         self._client.close()
-        shutil.rmtree(self._dir, ignore_errors=True)
+        self._sockets.remove()
+        shutil.rmtree(self._config, ignore_errors=True)
+
+
+def gpu_request(gpus: str) -> Any:
+    """The GPUs a vLLM container gets: `all`, or the listed ids (`0,1`)."""
+    from docker.types import DeviceRequest
+
+    if gpus == "all":
+        return DeviceRequest(count=-1, capabilities=[["gpu"]])
+    ids = [part.strip() for part in gpus.split(",") if part.strip()]
+    return DeviceRequest(device_ids=ids, capabilities=[["gpu"]])
 
 
 def hardening(sandbox: DockerSandbox) -> dict[str, Any]:

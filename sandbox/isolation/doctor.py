@@ -1,19 +1,23 @@
 """`sandbox doctor`: which sandboxes work on this host and why not, and what is installed.
 
-Every probe is read-only: it asks the Docker daemon and the kernel what they have and starts
-nothing that could reach the network.
+Every probe asks the Docker daemon and the kernel what they have and starts nothing that could
+reach the network; the only thing it changes is an empty cgroup it makes and removes at once, to
+see which limits the kernel accepts.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import tempfile
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sandbox.isolation import namespace
+from sandbox.errors import SandboxError
+from sandbox.isolation import cgroups, namespace, seccomp
 
 IMAGE_PREFIX = "localhost/sandbox-"
 
@@ -29,7 +33,7 @@ class Finding:
 
 def diagnose() -> list[Finding]:
     """Everything the doctor checks, in the order it prints them."""
-    return [_namespace(), *_docker(), _cgroup(), _gpu()]
+    return [_namespace(), _seccomp(), *_docker(), _cgroup(), _limits(), _gpu()]
 
 
 def would_default_fail(findings: list[Finding]) -> bool:
@@ -43,7 +47,7 @@ def _namespace() -> Finding:
     return Finding(
         "namespace sandbox",
         reason is None,
-        reason or "root, unshare, nsenter, setpriv, ip and iptables-restore are available",
+        reason or "root, bwrap, unshare, nsenter, setpriv, ip and iptables-restore are available",
     )
 
 
@@ -77,6 +81,26 @@ def _docker() -> list[Finding]:
             "docker sandbox", bool(images), ", ".join(images) or "no images: run `make images`"
         ),
     ]
+
+
+def _seccomp() -> Finding:
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            seccomp.write_filter(Path(folder) / "filter.bpf")
+        except SandboxError as exc:
+            return Finding("seccomp filter", False, str(exc))
+    return Finding("seccomp filter", True, "compiled by libseccomp (pyseccomp)")
+
+
+def _limits() -> Finding:
+    """Which of the namespace jail's limits the kernel accepts here."""
+    if os.geteuid() != 0:
+        return Finding("jail limits", False, "not checked: making cgroups needs root")
+    probe = cgroups.CgroupSet(f"sandbox-doctor-{os.getpid()}", cgroups.Limits()).create()
+    held = probe.holds()
+    probe.close()
+    detail = ", ".join(f"{name} {'holds' if ok else 'does not hold'}" for name, ok in held.items())
+    return Finding("jail limits", all(held.values()), detail)
 
 
 def _cgroup() -> Finding:

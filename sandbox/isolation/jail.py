@@ -23,6 +23,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sandbox.isolation.sockets import write_private
+
 UID_BASE, UID_SPAN = 2_100_000_000, 40_000_000  # unallocated uids, one per sandbox
 TMP_BYTES = 256 << 20
 ETC_KEEP = (
@@ -98,9 +100,7 @@ def write_etc(folder: Path, uid: int) -> Path:
         "nsswitch.conf": "passwd: files\ngroup: files\nhosts: files dns\n",
     }
     for name, text in files.items():
-        fd = os.open(folder / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
+        write_private(folder / name, text)
     return folder
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import stat
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ from sandbox.egress import Capture, EgressEvent
 from sandbox.errors import SandboxStartError, ServerStartError
 from sandbox.isolation import cgroups, jail, seccomp
 from sandbox.isolation.events import READY_TIMEOUT, EventFile
+from sandbox.isolation.sockets import SocketFolder, write_private
 
 TOOLS = ("unshare", "nsenter", "setpriv", "ip", "iptables-restore", "bwrap")
 IN_JAIL = {"python": sys.executable, "socket": "/run/model/model.sock", "dir": "/run/config"}
@@ -58,7 +58,7 @@ class NamespaceSandbox:
         self.uid = jail.new_uid()
         self._process: subprocess.Popen[bytes] | None = None
         self._netns_fd: int | None = None  # holds the namespace even if the sink dies
-        self._events = EventFile(self.events_path)
+        self.events = EventFile(self.events_path)
         self._private: Path | None = None  # root-only: the seccomp program and /etc files
         self.cgroups: cgroups.CgroupSet | None = None
 
@@ -150,7 +150,7 @@ class NamespaceSandbox:
 
     def take_events(self, until: float | None = None) -> tuple[list[EgressEvent], Capture]:
         """Events up to `until` (default now), and whether the sink's record of them is whole."""
-        return self._events.take(until, self.is_capturing)
+        return self.events.take(until, self.is_capturing)
 
     def close(self) -> None:
         """Stop the sink, kill what is left in the jail's cgroups, let go of the namespace."""
@@ -186,6 +186,7 @@ class NamespaceServer(ProcessServer):
     """A model server inside a namespace sandbox's jail; the sandbox outlives server restarts."""
 
     def __init__(self, command: ServerCommand, log_path: Path, sandbox: NamespaceSandbox) -> None:
+        self._sockets = SocketFolder()
         super().__init__(command, log_path)
         self.sandbox = sandbox
         self._config = Path(tempfile.mkdtemp(prefix="sbx-conf-"))
@@ -199,9 +200,7 @@ class NamespaceServer(ProcessServer):
 
     def _materialise(self) -> tuple[list[str], dict[str, str]]:
         """A fresh socket folder owned by the jail's uid; config and model read-only."""
-        shutil.rmtree(self._dir, ignore_errors=True)  # what a previous server left there
-        self._dir.mkdir(mode=0o700)
-        os.chown(self._dir, self.sandbox.uid, self.sandbox.uid)
+        self._sockets.renew(self.sandbox.uid)
         places = dict(IN_JAIL)
         binds = [
             jail.Bind(str(self._dir), "/run/model", True),
@@ -212,41 +211,22 @@ class NamespaceServer(ProcessServer):
             binds.append(jail.Bind(str(self.command.model.resolve()), places["model"]))
         argv, env, files = self.command.render(places)
         for name, text in files.items():
-            _write_private(self._config / name, text)
-        return [*self.sandbox.wrap(tuple(binds), env), *argv], {"PATH": os.environ.get("PATH", "")}
+            write_private(self._config / name, text)
+        prefix = self.sandbox.wrap(tuple(binds), env)
+        return [*prefix, *argv], {"PATH": os.environ.get("PATH", "")}
 
     def _wait_healthy(self) -> None:
-        wait_until_ready = time.monotonic() + self.command.start_timeout
-        while not self._socket_is_ready():
-            if not self.is_alive() or time.monotonic() > wait_until_ready:
-                break
-            time.sleep(0.05)
-        super()._wait_healthy()
-
-    def _socket_is_ready(self) -> bool:
-        """Once the server's socket exists, lock its folder and check it is the server's.
-
-        Locked (root's, 0755), the folder can no longer be changed from inside: the harness
-        never connects through a link the server planted.
-        """
+        """Wait for the socket (locking its folder), then for the server to answer."""
+        give_up = time.monotonic() + self.command.start_timeout
         try:
-            first = os.lstat(self.socket_path)
-        except FileNotFoundError:
-            return False
-        os.chown(self._dir, 0, 0)
-        os.chmod(self._dir, 0o755)
-        now = os.lstat(self.socket_path)
-        if (
-            not stat.S_ISSOCK(now.st_mode)
-            or now.st_uid != self.sandbox.uid
-            or now.st_ino != first.st_ino
-        ):
+            while not self._sockets.is_ready(self.sandbox.uid):
+                if not self.is_alive() or time.monotonic() > give_up:
+                    break
+                time.sleep(0.05)
+        except ServerStartError:
             self.stop()
-            raise ServerStartError(
-                f"the model server put something other than its socket at {self.socket_path}.",
-                hint="The server is hostile or broken; its log: " + str(self.log_path),
-            )
-        return True
+            raise
+        super()._wait_healthy()
 
     def take_egress(self) -> list[EgressEvent]:
         """What the sink recorded up to now; capture() says whether that record is whole."""
@@ -273,15 +253,12 @@ class NamespaceServer(ProcessServer):
             return "fetch failed: timed out"
         return done.stdout.strip()[-600:] or done.stderr.strip()[-300:]
 
+    def _socket_dir(self) -> Path:
+        return self._sockets.path
+
     def close(self) -> None:
         """Stop the server, then the sandbox."""
         super().close()
+        self._sockets.remove()
         shutil.rmtree(self._config, ignore_errors=True)
         self.sandbox.close()
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write a root-owned file without following a link."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)

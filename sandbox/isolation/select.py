@@ -67,8 +67,8 @@ class DockerIsolation:
 
     name = "docker"
 
-    def __init__(self, client: Any) -> None:
-        self.client = client
+    def __init__(self, client: Any, gpus: str = "all") -> None:
+        self.client, self.gpus = client, gpus
 
     def image_id(self, tag: str) -> str:
         """The id of a local image (never pulled); '' when it is missing."""
@@ -85,7 +85,8 @@ class DockerIsolation:
         """A server container inside a fresh sink container's namespace."""
         command = _require_local(model)
         sandbox = docker.DockerSandbox(self.client, run_id, log_dir, label)
-        return docker.DockerServer(command, log_dir / f"{label}.log", sandbox, command.image)
+        log_path = log_dir / f"{label}.log"
+        return docker.DockerServer(command, log_path, sandbox, command.image, self.gpus)
 
 
 def _require_local(model: PreparedModel) -> ServerCommand:
@@ -104,7 +105,9 @@ def docker_images_present(client: Any) -> bool:
     return docker.SINK_IMAGE in tags and any(t.startswith(LLAMA_IMAGE_REPO) for t in tags)
 
 
-def choose_isolation(name: IsolationName, has_local_models: bool) -> Isolation:
+def choose_isolation(
+    name: IsolationName, has_local_models: bool, gpus: str = "all"
+) -> Isolation:
     """The isolation to use; a clear SandboxStartError when it cannot work here."""
     if name == "none":
         if has_local_models:
@@ -115,12 +118,13 @@ def choose_isolation(name: IsolationName, has_local_models: bool) -> Isolation:
             )
         return NoIsolation()
     if name == "docker":
-        return DockerIsolation(docker.docker_client())
+        return DockerIsolation(docker.docker_client(), gpus)
     if name == "auto" and not has_local_models:
         return NoIsolation()
     if name == "auto":
         found = usable_docker()
         if found is not None:
+            found.gpus = gpus
             return found
     reason = namespace.unavailable_reason()
     if reason:

@@ -25,14 +25,16 @@ def model_folder(tmp_path: Path) -> Path:
     return folder
 
 
-def _container_spec(folder: Path, allow_startup_egress: bool = False) -> dict[str, object]:
+def _container_spec(
+    folder: Path, allow_startup_egress: bool = False, gpus: str = "all"
+) -> dict[str, object]:
     model = prepare_model(VllmSpec(path=folder), Sampling(seed=3), 1, allow_startup_egress)
     assert model.command is not None
     sandbox = SimpleNamespace(
         container=SimpleNamespace(id="sinkid"), run_id="r1", name="m0", close=lambda: None
     )
     image = model.command.image
-    server = DockerServer(model.command, folder.parent / "log", sandbox, image)  # type: ignore[arg-type]
+    server = DockerServer(model.command, folder.parent / "log", sandbox, image, gpus)  # type: ignore[arg-type]
     try:
         return server._spec()
     finally:
@@ -66,7 +68,13 @@ def test_vllm_container_gets_gpus_offline_env_and_full_hardening(model_folder: P
     assert spec["security_opt"] == ["no-new-privileges"] and spec["read_only"] is True
     model_mount = [m for m in spec["mounts"] if m["Target"] == "/models/tiny-llm"]  # type: ignore[attr-defined]
     assert model_mount and model_mount[0]["ReadOnly"] is True
-    assert spec["shm_size"] == "8g"
+    assert spec["shm_size"] == "8g" and spec["mem_limit"] == "64g"
+    assert spec["log_config"]["Config"] == {"max-size": "16m", "max-file": "1"}  # type: ignore[index]
+
+
+def test_vllm_container_gets_only_the_gpus_named(model_folder: Path) -> None:
+    [request] = _container_spec(model_folder, gpus="0,2")["device_requests"]  # type: ignore[misc]
+    assert request["DeviceIDs"] == ["0", "2"] and request["Count"] == 0
 
 
 def test_allow_startup_egress_turns_the_offline_variables_off(model_folder: Path) -> None:

@@ -26,8 +26,15 @@ import pytest
 from sandbox.backends import ServerCommand
 from sandbox.chat import ChatRequest, Message, Sampling
 from sandbox.egress import EgressEvent
-from sandbox.errors import BackendError, TrialTimeoutError
-from sandbox.isolation import namespace
+from sandbox.errors import (
+    BackendError,
+    MissingDependencyError,
+    SandboxStartError,
+    ServerStartError,
+    TrialTimeoutError,
+)
+from sandbox.isolation import docker, namespace
+from sandbox.isolation.select import docker_images_present
 from sandbox.isolation.sink.listeners import MAX_CONNECTIONS
 from sandbox.isolation.sink.server import READ_TIMEOUT
 
@@ -36,16 +43,45 @@ SITE_PACKAGES = next(
     p for p in sys.path if p.endswith("site-packages") and p.startswith(sys.prefix)
 )
 
-pytestmark = pytest.mark.skipif(
-    namespace.unavailable_reason() is not None, reason=str(namespace.unavailable_reason())
-)
+
+def _docker_problem() -> str | None:
+    try:
+        client = docker.docker_client()
+    except (SandboxStartError, MissingDependencyError) as exc:
+        return str(exc)
+    present = docker_images_present(client)
+    client.close()
+    return None if present else "the images are missing: run make images"
+
+
+def _backends() -> list[Any]:
+    docker_problem = _docker_problem()
+    if docker_problem and os.environ.get("SANDBOX_REQUIRE_DOCKER") == "1":
+        docker_problem = None  # required: let it fail loudly instead of skipping
+    return [
+        pytest.param(
+            "namespace",
+            marks=pytest.mark.skipif(
+                namespace.unavailable_reason() is not None,
+                reason=str(namespace.unavailable_reason()),
+            ),
+        ),
+        pytest.param(
+            "docker",
+            marks=[
+                pytest.mark.docker,
+                pytest.mark.skipif(bool(docker_problem), reason=str(docker_problem)),
+            ],
+        ),
+    ]
 
 
 @dataclass
 class Hostile:
-    """A started hostile server and what the host looked like before it ran."""
+    """A started hostile server, its sink's pid, and what the host looked like before."""
 
-    server: namespace.NamespaceServer
+    server: namespace.NamespaceServer | docker.DockerServer
+    sink_pid: int
     secret: Path
     model: Path
     model_sha256: str
@@ -60,14 +96,20 @@ class Hostile:
         events = self.server.take_egress()
         return events, self.server.capture()
 
+    def last_problems(self) -> list[str]:
+        return list(self.server.sandbox.events.last_problems)
+
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.fixture(scope="module")
-def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile]:
-    root = tmp_path_factory.mktemp("hostile")
+@pytest.fixture(scope="module", params=_backends())
+def hostile(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Hostile]:
+    backend = request.param
+    root = tmp_path_factory.mktemp(f"hostile-{backend}")
     results = root / "results"
     logs = results / "logs"
     logs.mkdir(parents=True)
@@ -77,17 +119,15 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile]:
     secret.chmod(0o600)
     model = root / "model.gguf"
     model.write_bytes(b"GGUF" + bytes(1024))
-    sandbox = namespace.NamespaceSandbox(logs, "hostile")
-    sandbox.start()
-    assert sandbox._process is not None
+    sandbox, sink_pid, image = _sandbox(backend, logs, "hostile")
     targets = {
-        "events": str(sandbox.events_path),
+        "events": str(logs / "hostile-egress.jsonl"),
         "db": str(results / "sandbox.db"),
         "secret": str(secret),
         "site_packages": SITE_PACKAGES,
         "model_host": str(model),
         "model_inside": f"/models/{model.name}",
-        "pids": [sandbox._process.pid, os.getpid()],
+        "pids": [sink_pid, os.getpid()],
         "sink_ports": [15001, 15353],
         "flood": MAX_CONNECTIONS + 70,
     }
@@ -96,15 +136,33 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile]:
         env={"HOSTILE_TARGETS": json.dumps(targets)},
         files={"hostile_model.py": (REPO / "tests" / "hostile_model.py").read_text()},
         model=model,
-        start_timeout=30,
+        start_timeout=60,
     )
-    server = namespace.NamespaceServer(command, logs / "hostile.log", sandbox)
+    server: namespace.NamespaceServer | docker.DockerServer
+    if isinstance(sandbox, namespace.NamespaceSandbox):
+        server = namespace.NamespaceServer(command, logs / "hostile.log", sandbox)
+    else:
+        server = docker.DockerServer(command, logs / "hostile.log", sandbox, image)
     server.start()
     server.take_egress()  # the start-up window
     try:
-        yield Hostile(server, secret, model, _sha256(model), results)
+        yield Hostile(server, sink_pid, secret, model, _sha256(model), results)
     finally:
         server.close()
+
+
+def _sandbox(backend: str, logs: Path, name: str = "planted") -> tuple[Any, int, str]:
+    """A started sandbox of `backend`, its sink's host pid, and the image (docker)."""
+    if backend == "namespace":
+        sandbox = namespace.NamespaceSandbox(logs, name)
+        sandbox.start()
+        assert sandbox._process is not None
+        return sandbox, sandbox._process.pid, ""
+    client = docker.docker_client()
+    sandbox = docker.DockerSandbox(client, f"hostile-{os.getpid()}", logs, name)
+    sandbox.start()
+    sandbox.container.reload()
+    return sandbox, int(sandbox.container.attrs["State"]["Pid"]), docker.default_llama_image()
 
 
 @pytest.mark.parametrize(
@@ -129,14 +187,13 @@ def test_hostile_server_cannot_escape_or_touch_the_record(hostile: Hostile, name
     _, capture = hostile.egress()
 
     assert report["got_through"] == [], report
-    assert capture == "complete", hostile.server.sandbox._events.last_problems
+    assert capture == "complete", hostile.last_problems()
     assert hostile.secret.read_text() == "host secret"
     assert _sha256(hostile.model) == hostile.model_sha256
     assert not (Path(SITE_PACKAGES) / "zz_hostile.pth").exists()
     assert (hostile.results / "sandbox.db").read_bytes() == b"SQLite format 3\x00"
     assert {p: Path(p).read_text() for p in sysctls} == sysctls
-    sink = hostile.server.sandbox._process
-    assert sink is not None and _state(sink.pid) != "T"
+    assert _state(hostile.sink_pid) != "T"
 
 
 def _state(pid: int) -> str:
@@ -146,7 +203,8 @@ def _state(pid: int) -> str:
 def test_hostile_server_sees_only_itself(hostile: Hostile) -> None:
     report = hostile.attack("stop_the_sink")
     (visible,) = [n for n in report["notes"] if n.startswith("visible pids")]
-    assert visible == "visible pids: [1, 2]"  # bwrap's init and the server, nothing of the host
+    pids = json.loads(visible.split(": ", 1)[1])
+    assert len(pids) <= 2, pids  # (bwrap's init and) the server: nothing of the host
 
 
 def test_hostile_server_speaking_to_the_sink_is_recorded_not_believed(hostile: Hostile) -> None:
@@ -225,15 +283,34 @@ def test_hostile_server_reply_flood_is_refused(hostile: Hostile) -> None:
 
 def test_stopped_sink_makes_the_capture_incomplete(hostile: Hostile) -> None:
     """A stopped sink (the harness stops it here: from inside nothing can) is noticed."""
-    sink = hostile.server.sandbox._process
-    assert sink is not None
-    os.kill(sink.pid, 19)  # SIGSTOP
+    os.kill(hostile.sink_pid, 19)  # SIGSTOP
     try:
         hostile.attack("trickle_a_leak")
         _, capture = hostile.egress()
     finally:
-        os.kill(sink.pid, 18)  # SIGCONT
+        os.kill(hostile.sink_pid, 18)  # SIGCONT
     assert capture == "incomplete"
-    assert "no heartbeat" in hostile.server.sandbox._events.last_problems[0]
+    assert "no heartbeat" in hostile.last_problems()[0]
     time.sleep(0.5)
     assert hostile.egress()[1] == "complete"  # caught up again once it runs
+
+
+@pytest.mark.parametrize("backend", _backends())
+def test_a_planted_link_instead_of_the_socket_stops_the_start(backend: str, tmp_path: Path) -> None:
+    """The harness never talks through a link the server planted (to the Docker socket, say)."""
+    plant = (
+        "import os, time; os.symlink('/var/run/docker.sock', '/run/model/model.sock'); "
+        "time.sleep(60)"
+    )
+    command = ServerCommand(argv=["@python@", "-c", plant], env={}, start_timeout=20)
+    sandbox, _, image = _sandbox(backend, tmp_path)
+    server: namespace.NamespaceServer | docker.DockerServer
+    if isinstance(sandbox, namespace.NamespaceSandbox):
+        server = namespace.NamespaceServer(command, tmp_path / "s.log", sandbox)
+    else:
+        server = docker.DockerServer(command, tmp_path / "s.log", sandbox, image)
+    try:
+        with pytest.raises(ServerStartError, match="something other than its socket"):
+            server.start()
+    finally:
+        server.close()

@@ -1,0 +1,80 @@
+"""The folder a sandboxed server creates its Unix socket in, which the harness then connects to.
+
+The server is hostile by assumption, so the folder is made fresh for every start, owned by the
+server's uid with mode 0700, and (as root) a 1 MiB tmpfs, so writing to it cannot fill the
+host's disk. Once the socket appears the folder is locked (root's, 0755): from then on the
+server cannot swap the socket for a link to another one (the Docker daemon's, say) that the
+harness would then talk to. Nothing is written or changed through a path inside it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import tempfile
+from pathlib import Path
+
+from sandbox.errors import ServerStartError
+
+SOCKET_NAME = "model.sock"
+TMPFS_SIZE = "1m"
+
+
+class SocketFolder:
+    """A per-server socket folder on the host."""
+
+    def __init__(self) -> None:
+        self.path = Path(tempfile.mkdtemp(prefix="sbx-"))  # short: socket paths max ~107 bytes
+        self.socket_path = self.path / SOCKET_NAME
+        self._mounted = False
+
+    def renew(self, uid: int) -> None:
+        """Empty the folder (what a previous server left there) and hand it to `uid`."""
+        self._unmount()
+        shutil.rmtree(self.path, ignore_errors=True)  # never follows a link
+        self.path.mkdir(mode=0o700)
+        if os.geteuid() == 0:
+            options = f"size={TMPFS_SIZE},mode=0700,uid={uid},gid={uid},nosuid,nodev,noexec"
+            done = subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", options, "sbx-socket", str(self.path)],
+                capture_output=True,
+                check=False,
+            )
+            self._mounted = done.returncode == 0
+        if not self._mounted:
+            os.chown(self.path, uid, uid)
+
+    def is_ready(self, uid: int) -> bool:
+        """False until the socket exists; then lock the folder and check that it is `uid`'s."""
+        try:
+            first = os.lstat(self.socket_path)
+        except FileNotFoundError:
+            return False
+        os.chown(self.path, 0, 0)
+        os.chmod(self.path, 0o755)
+        now = os.lstat(self.socket_path)
+        if not stat.S_ISSOCK(now.st_mode) or now.st_uid != uid or now.st_ino != first.st_ino:
+            raise ServerStartError(
+                f"the model server put something other than its socket at {self.socket_path}.",
+                hint="The server is hostile or broken; read its log.",
+            )
+        return True
+
+    def _unmount(self) -> None:
+        if self._mounted:
+            subprocess.run(["umount", "-l", str(self.path)], capture_output=True, check=False)
+            self._mounted = False
+
+    def remove(self) -> None:
+        """Unmount and delete the folder."""
+        self._unmount()
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a root-owned, world-readable file without following a link."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
