@@ -46,3 +46,18 @@ def scenario_data(**overrides: Any) -> dict[str, Any]:
     }
     data.update(overrides)
     return data
+
+
+def docker_problem() -> str | None:
+    """Why the docker sandbox cannot run here (no daemon, no images), or None."""
+    from sandbox.errors import MissingDependencyError, SandboxStartError
+    from sandbox.isolation import docker
+    from sandbox.isolation.select import docker_images_present
+
+    try:
+        client = docker.docker_client()
+    except (SandboxStartError, MissingDependencyError) as exc:
+        return str(exc)
+    present = docker_images_present(client)
+    client.close()
+    return None if present else "the images are missing: run make images"

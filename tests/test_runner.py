@@ -290,15 +290,7 @@ def test_run_trials_fails_loudly_when_the_model_file_changed_but_keeps_results(
             handle.write(b"backdoor")
         return _good_reply(server, request, sampling)
 
-    provenance = ModelProvenance(
-        spec="gguf:x",
-        backend="fake",
-        backend_version="1",
-        name="model.gguf",
-        file_path=str(weights),
-        file_sha256=digest,
-        sampling=Sampling(),
-    )
+    provenance = _file_provenance(weights, digest)
     sink = MemorySink()
     with pytest.raises(ModelChangedError, match="changed during the run"):
         _run(FakeModel(script=tamper, provenance=provenance), sink)
@@ -308,13 +300,17 @@ def test_run_trials_fails_loudly_when_the_model_file_changed_but_keeps_results(
 def test_run_trials_accepts_an_unchanged_model_file(tmp_path: Path) -> None:
     weights = tmp_path / "model.gguf"
     weights.write_bytes(b"GGUF" + bytes(64))
-    provenance = ModelProvenance(
-        spec="gguf:x",
+    provenance = _file_provenance(weights, hashlib.sha256(weights.read_bytes()).hexdigest())
+    assert len(_run(FakeModel(provenance=provenance)).results) == 2
+
+
+def _file_provenance(weights: Path, digest: str) -> ModelProvenance:
+    return ModelProvenance(
+        spec=f"gguf:{weights}",
         backend="fake",
         backend_version="1",
-        name="model.gguf",
+        name=weights.name,
         file_path=str(weights),
-        file_sha256=hashlib.sha256(weights.read_bytes()).hexdigest(),
+        file_sha256=digest,
         sampling=Sampling(),
     )
-    assert len(_run(FakeModel(provenance=provenance)).results) == 2

@@ -23,7 +23,7 @@ from sandbox.backends.client import ChatClient
 from sandbox.backends.prepare import LLAMA_IMAGE_REPO
 from sandbox.backends.server import FETCH_CODE, ServerCommand, log_tail, wait_until_healthy
 from sandbox.egress import Capture, EgressEvent
-from sandbox.errors import MissingDependencyError, SandboxStartError, ServerStartError
+from sandbox.errors import MissingDependencyError, SandboxStartError
 from sandbox.isolation.events import READY_TIMEOUT, EventFile
 from sandbox.isolation.sockets import SocketFolder, write_private
 
@@ -267,15 +267,7 @@ class DockerServer:
 
     def _wait_healthy(self) -> None:
         """Wait for the socket (locking its folder), then for the server to answer."""
-        give_up = time.monotonic() + self.command.start_timeout
-        try:
-            while not self._sockets.is_ready(CONTAINER_UID):
-                if not self.is_alive() or time.monotonic() > give_up:
-                    break
-                time.sleep(0.05)
-        except ServerStartError:
-            self.stop()
-            raise
+        self._sockets.wait(self, CONTAINER_UID, self.command.start_timeout)
         wait_until_healthy(self, self.socket_path, self.command.start_timeout, self.log_path)
 
     def is_alive(self) -> bool:

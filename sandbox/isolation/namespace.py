@@ -20,7 +20,7 @@ from pathlib import Path
 
 from sandbox.backends.server import FETCH_CODE, ProcessServer, ServerCommand, log_tail
 from sandbox.egress import Capture, EgressEvent
-from sandbox.errors import SandboxStartError, ServerStartError
+from sandbox.errors import SandboxStartError
 from sandbox.isolation import cgroups, jail, seccomp
 from sandbox.isolation.events import READY_TIMEOUT, EventFile
 from sandbox.isolation.sockets import SocketFolder, write_private
@@ -217,15 +217,7 @@ class NamespaceServer(ProcessServer):
 
     def _wait_healthy(self) -> None:
         """Wait for the socket (locking its folder), then for the server to answer."""
-        give_up = time.monotonic() + self.command.start_timeout
-        try:
-            while not self._sockets.is_ready(self.sandbox.uid):
-                if not self.is_alive() or time.monotonic() > give_up:
-                    break
-                time.sleep(0.05)
-        except ServerStartError:
-            self.stop()
-            raise
+        self._sockets.wait(self, self.sandbox.uid, self.command.start_timeout)
         super()._wait_healthy()
 
     def take_egress(self) -> list[EgressEvent]:

@@ -105,9 +105,7 @@ def docker_images_present(client: Any) -> bool:
     return docker.SINK_IMAGE in tags and any(t.startswith(LLAMA_IMAGE_REPO) for t in tags)
 
 
-def choose_isolation(
-    name: IsolationName, has_local_models: bool, gpus: str = "all"
-) -> Isolation:
+def choose_isolation(name: IsolationName, has_local_models: bool, gpus: str = "all") -> Isolation:
     """The isolation to use; a clear SandboxStartError when it cannot work here."""
     if name == "none":
         if has_local_models:

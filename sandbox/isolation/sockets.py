@@ -14,7 +14,9 @@ import shutil
 import stat
 import subprocess
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 from sandbox.errors import ServerStartError
 
@@ -61,6 +63,18 @@ class SocketFolder:
                 hint="The server is hostile or broken; read its log.",
             )
         return True
+
+    def wait(self, server: Any, uid: int, timeout_s: float) -> None:
+        """Wait until `server` made its socket (or died, or time ran out); stop it if it cheated."""
+        give_up = time.monotonic() + timeout_s
+        try:
+            while not self.is_ready(uid):
+                if not server.is_alive() or time.monotonic() > give_up:
+                    return
+                time.sleep(0.05)
+        except ServerStartError:
+            server.stop()
+            raise
 
     def _unmount(self) -> None:
         if self._mounted:

@@ -17,27 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.errors import MissingDependencyError, SandboxStartError
 from sandbox.isolation import docker
-from sandbox.isolation.select import docker_images_present
-from tests.helpers import SCENARIOS
+from tests.helpers import SCENARIOS, docker_problem
 from tests.isolation.probes import GUARD, PROBES
 
 SANDBOX = str(Path(sys.executable).parent / "sandbox")
 BASE = "localhost/sandbox-base:bookworm"
 
 
-def _docker_problem() -> str | None:
-    try:
-        client = docker.docker_client()
-    except (SandboxStartError, MissingDependencyError) as exc:
-        return str(exc)
-    present = docker_images_present(client)
-    client.close()
-    return None if present else "the images are missing: run make images"
-
-
-_PROBLEM = _docker_problem()
+_PROBLEM = docker_problem()
 pytestmark = pytest.mark.docker
 if _PROBLEM and os.environ.get("SANDBOX_REQUIRE_DOCKER") == "1":
     pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("_require_docker")]

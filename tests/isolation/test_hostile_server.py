@@ -28,15 +28,13 @@ from sandbox.chat import ChatRequest, Message, Sampling
 from sandbox.egress import EgressEvent
 from sandbox.errors import (
     BackendError,
-    MissingDependencyError,
-    SandboxStartError,
     ServerStartError,
     TrialTimeoutError,
 )
 from sandbox.isolation import docker, namespace
-from sandbox.isolation.select import docker_images_present
 from sandbox.isolation.sink.listeners import MAX_CONNECTIONS
 from sandbox.isolation.sink.server import READ_TIMEOUT
+from tests.helpers import docker_problem
 
 REPO = Path(__file__).resolve().parents[2]
 SITE_PACKAGES = next(
@@ -44,20 +42,10 @@ SITE_PACKAGES = next(
 )
 
 
-def _docker_problem() -> str | None:
-    try:
-        client = docker.docker_client()
-    except (SandboxStartError, MissingDependencyError) as exc:
-        return str(exc)
-    present = docker_images_present(client)
-    client.close()
-    return None if present else "the images are missing: run make images"
-
-
 def _backends() -> list[Any]:
-    docker_problem = _docker_problem()
-    if docker_problem and os.environ.get("SANDBOX_REQUIRE_DOCKER") == "1":
-        docker_problem = None  # required: let it fail loudly instead of skipping
+    problem = docker_problem()
+    if problem and os.environ.get("SANDBOX_REQUIRE_DOCKER") == "1":
+        problem = None  # required: let it fail loudly instead of skipping
     return [
         pytest.param(
             "namespace",
@@ -70,7 +58,7 @@ def _backends() -> list[Any]:
             "docker",
             marks=[
                 pytest.mark.docker,
-                pytest.mark.skipif(bool(docker_problem), reason=str(docker_problem)),
+                pytest.mark.skipif(bool(problem), reason=str(problem)),
             ],
         ),
     ]
