@@ -108,7 +108,7 @@ class ProcessServer:
         self.command = command
         self.log_path = log_path
         self._dir = self._socket_dir()
-        self.socket_path = self._dir / SOCKET_NAME
+        self.socket_path = self._connect_path()
         self._process: subprocess.Popen[bytes] | None = None
         self._client = ChatClient.over_socket(self.socket_path, command.model_name)
 
@@ -141,6 +141,10 @@ class ProcessServer:
     def _socket_dir(self) -> Path:
         """A new folder for the socket (a sandbox makes its own)."""
         return Path(tempfile.mkdtemp(prefix="sbx-"))  # short: socket paths max ~107 bytes
+
+    def _connect_path(self) -> Path:
+        """Where the client connects (a sandbox pins the socket it checked)."""
+        return self._dir / SOCKET_NAME
 
     def _materialise(self) -> tuple[list[str], dict[str, str]]:
         places = {"python": sys.executable, "socket": str(self.socket_path), "dir": str(self._dir)}

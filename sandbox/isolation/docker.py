@@ -206,7 +206,7 @@ class DockerServer:
         self.gpus = gpus
         self.command, self.log_path, self.sandbox, self.image = command, log_path, sandbox, image
         self._sockets = SocketFolder()
-        self.socket_path = self._sockets.socket_path
+        self.socket_path = self._sockets.connect_path
         self._config = Path(tempfile.mkdtemp(prefix="sbx-conf-"))
         self._config.chmod(0o755)  # root's; the container reads it, never writes it
         self._client = ChatClient.over_socket(self.socket_path, command.model_name)

@@ -47,7 +47,7 @@ def _namespace() -> Finding:
     return Finding(
         "namespace sandbox",
         reason is None,
-        reason or "root, bwrap, unshare, nsenter, setpriv, ip and iptables-restore are available",
+        reason or _namespace_mode(),
     )
 
 
@@ -83,6 +83,15 @@ def _docker() -> list[Finding]:
     ]
 
 
+def _namespace_mode() -> str:
+    if namespace.is_rootless():
+        return (
+            "rootless: the sink's namespace in a user namespace of yours; the server keeps your "
+            "uid without capabilities, in its own pid, mount, ipc and uts namespaces"
+        )
+    return "as root: bwrap, unshare, nsenter, setpriv, ip and iptables-restore are available"
+
+
 def _seccomp() -> Finding:
     with tempfile.TemporaryDirectory() as folder:
         try:
@@ -95,7 +104,9 @@ def _seccomp() -> Finding:
 def _limits() -> Finding:
     """Which of the namespace jail's limits the kernel accepts here."""
     if os.geteuid() != 0:
-        return Finding("jail limits", False, "not checked: making cgroups needs root")
+        return Finding(
+            "jail limits", False, "none rootless: memory, pids and cpu limits need root (cgroups)"
+        )
     probe = cgroups.CgroupSet(f"sandbox-doctor-{os.getpid()}", cgroups.Limits()).create()
     held = probe.holds()
     probe.close()

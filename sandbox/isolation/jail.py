@@ -12,7 +12,9 @@ The root holds /usr, the Python environment, a few files of /etc (and a syntheti
 group, hosts and resolv.conf), and only the binds a caller names: never the results, the
 sink's files, the Docker socket or the caller's home. bwrap runs as root here (it needs to bind
 paths only root can traverse) and hands the program to setpriv, which drops to the jail's uid:
-that uid owns nothing on the host and holds no capability anywhere.
+that uid owns nothing on the host and holds no capability anywhere. Rootless, nsenter first
+joins the sink's user namespace, where the caller is uid 0; the program keeps that uid (the
+caller's own on the host, the only one an unprivileged user has) without any capability.
 """
 
 from __future__ import annotations
@@ -68,10 +70,11 @@ class Bind:
 class JailSpec:
     """Everything that shapes one jailed process."""
 
-    uid: int
+    uid: int | None  # None: keep the uid (rootless: uid 0 of the sink's user namespace)
     netns: str  # a path to the sink's network namespace
     seccomp: str  # the compiled filter (seccomp.write_filter)
     etc: str  # a folder with the synthetic passwd, group, hosts, resolv.conf
+    userns: str = ""  # rootless: a path to the user namespace that owns it
     cgroup_procs: tuple[str, ...] = ()
     binds: tuple[Bind, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
@@ -107,17 +110,22 @@ def write_etc(folder: Path, uid: int) -> Path:
 def jail_argv(spec: JailSpec, argv: list[str]) -> list[str]:
     """The full command line that runs `argv` in the jail."""
     enter = ["sh", "-c", ENTER, "sbx-enter", spec.seccomp, *spec.cgroup_procs, "--"]
+    userns = [f"--user={spec.userns}", "--preserve-credentials"] if spec.userns else []
+    switch = (
+        [f"--reuid={spec.uid}", f"--regid={spec.uid}", "--clear-groups"]
+        if spec.uid is not None
+        else []
+    )
     return [
         *enter,
         "nsenter",
+        *userns,
         f"--net={spec.netns}",
         "--",
         *bwrap_argv(spec),
         "--",
         "setpriv",
-        f"--reuid={spec.uid}",
-        f"--regid={spec.uid}",
-        "--clear-groups",
+        *switch,
         "--inh-caps=-all",
         "--bounding-set=-all",
         "--no-new-privs",
@@ -142,15 +150,16 @@ def bwrap_argv(spec: JailSpec) -> list[str]:
     ]
     for name, value in {**BASE_ENV, **spec.env}.items():
         args += ["--setenv", name, value]
-    binds = (*python_binds(), *spec.binds)
-    args += _parent_dirs(["/etc/x", *(bind.target for bind in binds)])
     args += _root_binds()
-    args += _etc_binds(spec.etc)
-    for bind in binds:
-        args += ["--bind" if bind.writable else "--ro-bind", bind.source, bind.target]
     args += ["--proc", "/proc", "--dev", "/dev"]
     args += ["--perms", "1777", "--size", str(spec.tmp_bytes), "--tmpfs", "/tmp"]
     args += ["--perms", "1777", "--size", str(64 << 20), "--tmpfs", "/dev/shm"]
+    # Binds come after /tmp's tmpfs, which would hide one under /tmp (a venv in /tmp, say).
+    binds = (*python_binds(), *spec.binds)
+    args += _parent_dirs(["/etc/x", *(bind.target for bind in binds)])
+    args += _etc_binds(spec.etc)
+    for bind in binds:
+        args += ["--bind" if bind.writable else "--ro-bind", bind.source, bind.target]
     args += ["--remount-ro", "/", "--chdir", "/tmp", "--seccomp", "3"]
     args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]  # for setpriv only
     return args
@@ -158,7 +167,9 @@ def bwrap_argv(spec: JailSpec) -> list[str]:
 
 def _parent_dirs(targets: list[str]) -> list[str]:
     """The folders above every target, made traversable (bwrap would make them 0700)."""
-    parents = {str(p) for target in targets for p in Path(target).parents if str(p) != "/"}
+    parents = {
+        str(p) for target in targets for p in Path(target).parents if str(p) not in ("/", "/tmp")
+    }
     args: list[str] = []
     for parent in sorted(parents, key=lambda p: (p.count("/"), p)):
         args += ["--perms", "0755", "--dir", parent]

@@ -34,30 +34,54 @@ def missing_tools() -> list[str]:
     return [tool for tool in TOOLS if shutil.which(tool) is None]
 
 
+def is_rootless() -> bool:
+    """True when this process is not root: the sandbox then lives in a user namespace."""
+    return os.geteuid() != 0
+
+
 def unavailable_reason() -> str | None:
-    """Why this backend cannot run here, or None when it can."""
-    if os.geteuid() != 0:
-        return "the namespace sandbox needs root (it creates a network namespace and NAT rules)"
+    """Why this backend cannot run here, or None when it can (as root, or rootless)."""
     missing = missing_tools()
     if missing:
         return (
             f"missing commands: {', '.join(missing)} "
             "(Debian: util-linux iproute2 iptables bubblewrap)"
         )
+    if is_rootless() and not _has_user_namespaces():
+        return (
+            "not root, and this kernel does not let unprivileged users create user namespaces "
+            "(rootless mode needs them: sysctl kernel.unprivileged_userns_clone=1, or "
+            "user.max_user_namespaces > 0)"
+        )
     return None
+
+
+def _has_user_namespaces() -> bool:
+    probe = ["unshare", "--user", "--map-root-user", "--net", "true"]
+    return subprocess.run(probe, capture_output=True, check=False).returncode == 0
 
 
 class NamespaceSandbox:
     """One network namespace with its sink; programs join it through `wrap()`."""
 
-    def __init__(self, workdir: Path, name: str, limits: cgroups.Limits | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        name: str,
+        limits: cgroups.Limits | None = None,
+        rootless: bool | None = None,
+    ) -> None:
         self.events_path = workdir / f"{name}-egress.jsonl"
         self.ready_path = workdir / f"{name}-sink.ready"
         self.log_path = workdir / f"{name}-sink.log"
         self.name, self.limits = name, limits or cgroups.Limits()
-        self.uid = jail.new_uid()
+        self.rootless = is_rootless() if rootless is None else rootless
+        # Rootful: the jail's own uid. Rootless: uid 0 of the sink's user namespace, which is
+        # the caller's uid on the host (an unprivileged user has no other to give).
+        self.uid = os.getuid() if self.rootless else jail.new_uid()
         self._process: subprocess.Popen[bytes] | None = None
         self._netns_fd: int | None = None  # holds the namespace even if the sink dies
+        self._userns_fd: int | None = None  # rootless: the user namespace that owns it
         self.events = EventFile(self.events_path)
         self._private: Path | None = None  # root-only: the seccomp program and /etc files
         self.cgroups: cgroups.CgroupSet | None = None
@@ -72,8 +96,10 @@ class NamespaceSandbox:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.ready_path.unlink(missing_ok=True)
         self._prepare_jail()
+        userns = ["--user", "--map-root-user"] if self.rootless else []
         argv = [
             "unshare",
+            *userns,
             "--net",
             "--",
             sys.executable,
@@ -101,6 +127,8 @@ class NamespaceSandbox:
             if self.ready_path.exists():
                 pid = json.loads(self.ready_path.read_text())["pid"]
                 self._netns_fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
+                if self.rootless:
+                    self._userns_fd = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY)
                 return
             if not self.is_capturing():
                 break
@@ -115,9 +143,11 @@ class NamespaceSandbox:
         private = Path(tempfile.mkdtemp(prefix="sbx-jail-"))  # 0700, root's
         self._private = private
         seccomp.write_filter(private / "seccomp.bpf")
-        jail.write_etc(private / "etc", self.uid)
+        jail.write_etc(private / "etc", 0 if self.rootless else self.uid)
         name = f"sandbox-{os.getpid()}-{self.name}-{self.uid}"
-        self.cgroups = cgroups.CgroupSet(name, self.limits).create()
+        self.cgroups = cgroups.CgroupSet(name, self.limits)
+        if not self.rootless:  # an unprivileged user cannot make cgroups here
+            self.cgroups.create()
 
     def wrap(
         self, binds: tuple[jail.Bind, ...] = (), env: dict[str, str] | None = None
@@ -133,9 +163,11 @@ class NamespaceSandbox:
                     hint="Keep --results (the log folder) outside the Python environment and "
                     "the model's folder.",
                 )
+        userns = f"/proc/{os.getpid()}/fd/{self._userns_fd}" if self._userns_fd else ""
         spec = jail.JailSpec(
-            uid=self.uid,
+            uid=None if self.rootless else self.uid,
             netns=f"/proc/{os.getpid()}/fd/{self._netns_fd}",
+            userns=userns,
             seccomp=str(self._private / "seccomp.bpf"),
             etc=str(self._private / "etc"),
             cgroup_procs=tuple(self.cgroups.procs_files()),
@@ -160,9 +192,10 @@ class NamespaceSandbox:
         if self._private is not None:
             shutil.rmtree(self._private, ignore_errors=True)
             self._private = None
-        if self._netns_fd is not None:
-            os.close(self._netns_fd)
-            self._netns_fd = None
+        for fd in (self._netns_fd, self._userns_fd):
+            if fd is not None:
+                os.close(fd)
+        self._netns_fd = self._userns_fd = None
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
             process.terminate()
@@ -247,6 +280,9 @@ class NamespaceServer(ProcessServer):
 
     def _socket_dir(self) -> Path:
         return self._sockets.path
+
+    def _connect_path(self) -> Path:
+        return self._sockets.connect_path
 
     def close(self) -> None:
         """Stop the server, then the sandbox."""

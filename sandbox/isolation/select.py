@@ -1,7 +1,7 @@
 """Isolation backends behind one interface, and `auto`: the strongest one this host supports.
 
 none        no sandbox; only for openai: endpoints someone else runs (egress not observed)
-namespace   network namespace + egress sink, no daemon (root on Linux)
+namespace   network namespace + egress sink + bubblewrap jail, no daemon (root, or rootless)
 docker      the production path (comes with the docker backend)
 """
 
@@ -128,7 +128,7 @@ def choose_isolation(name: IsolationName, has_local_models: bool, gpus: str = "a
     if reason:
         raise SandboxStartError(
             f"no sandbox can run local models here: {reason}.",
-            hint="Run as root on Linux (or use an openai: endpoint with --isolation none).",
+            hint="Install what is missing, or use an openai: endpoint with --isolation none.",
         )
     return NamespaceIsolation()
 
