@@ -32,6 +32,7 @@ from sandbox.tools import ToolContext, ToolOutcome
 from sandbox.workflows import missing_inputs, render_request
 
 TrialStatus = Literal["ok", "error", "skipped"]
+SHUTDOWN_LINGER_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,9 @@ class ResultSink(Protocol):
 
     def record_startup_egress(self, model_index: int, events: list[EgressEvent]) -> None:
         """Store what a model's servers tried to reach while starting."""
+
+    def record_shutdown_egress(self, model_index: int, events: list[EgressEvent]) -> None:
+        """Store what a model's servers tried to reach after the last trial's window."""
 
 
 class RunObserver:
@@ -147,6 +151,7 @@ def run_trials(
             sink.record_startup_egress(index, pool.startup_egress)
             observer.model_started(model.provenance, len(mine), len(mine) - len(todo))
             _run_model(todo, model, pool, sink, options, observer, outcome)
+        sink.record_shutdown_egress(index, pool.shutdown_egress)
         verify_unchanged(model.provenance)  # after the results are stored: they stay
     return outcome
 
@@ -194,6 +199,7 @@ class _ServerPool:
             for i in range(self.replicas)
         ]
         self.startup_egress: list[EgressEvent] = []
+        self.shutdown_egress: list[EgressEvent] = []  # drained when the pool closes
         self.idle: queue.Queue[ModelServer] = queue.Queue()
         self.restarts = 0
         self.aborted = threading.Event()
@@ -217,8 +223,12 @@ class _ServerPool:
         self.close()
 
     def close(self) -> None:
-        """Stop every server."""
+        """Drain what each sandbox saw since its last trial (after a short linger), then stop."""
+        if not self.aborted.is_set() and any(s.capture() != "none" for s in self.servers):
+            time.sleep(SHUTDOWN_LINGER_S)  # egress a server holds back until after its answer
         for server in self.servers:
+            if not self.aborted.is_set():
+                self.shutdown_egress += server.take_egress()
             server.close()
 
     def abort(self) -> None:

@@ -72,10 +72,11 @@ class FakeServer:
         return "fake server exited"
 
     def take_egress(self) -> list[EgressEvent]:
-        return []
+        taken, self.model.egress, self.model.later = self.model.egress, self.model.later, []
+        return taken
 
     def capture(self) -> str:
-        return "none"
+        return "complete" if self.model.observed else "none"
 
     def fetch(self, url: str) -> str:
         self.fetched.append(url)
@@ -88,6 +89,9 @@ class FakeModel:
     is_local: bool = True
     fail_starts_after: int | None = None
     servers: list[FakeServer] = field(default_factory=list)
+    egress: list[EgressEvent] = field(default_factory=list)  # what the next take returns
+    later: list[EgressEvent] = field(default_factory=list)  # what the take after that returns
+    observed: bool = False  # a sandbox observes egress (capture complete)
     provenance: ModelProvenance = field(
         default_factory=lambda: ModelProvenance(
             spec="fake", backend="fake", backend_version="1", name="fake", sampling=Sampling()
@@ -105,6 +109,7 @@ class MemorySink:
     done: set[str] = field(default_factory=set)
     results: list[TrialResult] = field(default_factory=list)
     startup: list[EgressEvent] = field(default_factory=list)
+    shutdown: list[EgressEvent] = field(default_factory=list)
 
     def completed_keys(self) -> set[str]:
         return set(self.done)
@@ -114,6 +119,9 @@ class MemorySink:
 
     def record_startup_egress(self, model_index: int, events: list[EgressEvent]) -> None:
         self.startup.extend(events)
+
+    def record_shutdown_egress(self, model_index: int, events: list[EgressEvent]) -> None:
+        self.shutdown.extend(events)
 
 
 def _run(model: FakeModel, sink: MemorySink | None = None, **options: object) -> MemorySink:
@@ -314,3 +322,22 @@ def _file_provenance(weights: Path, digest: str) -> ModelProvenance:
         file_sha256=digest,
         sampling=Sampling(),
     )
+
+
+def test_run_trials_stores_egress_after_the_last_trial_in_its_own_window() -> None:
+    late = EgressEvent(t=1.0, kind="http", dst="203.0.113.80", port=80)
+
+    def leak_after_answering(
+        server: FakeServer, request: ChatRequest, sampling: Sampling
+    ) -> ChatReply:
+        server.model.later = [late]  # lands after this trial's window was taken
+        return _good_reply(server, request, sampling)
+
+    model = FakeModel(script=leak_after_answering, observed=True)
+    plan = [t for t in plan_trials([_file()], 1, 1, Sampling()) if t.scenario.variant == "clean"]
+    sink = MemorySink()
+
+    run_trials(plan, [model], sink, RunOptions(), RunObserver())  # type: ignore[list-item]
+
+    assert [r.egress for r in sink.results] == [[]]
+    assert sink.shutdown == [late]

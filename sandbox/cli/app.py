@@ -23,7 +23,7 @@ from sandbox.errors import SandboxStartError, ScenarioError
 from sandbox.isolation import docker
 from sandbox.isolation.docker import default_llama_image
 from sandbox.isolation.doctor import diagnose, would_default_fail
-from sandbox.isolation.execute import execute_in_docker, execute_in_namespace
+from sandbox.isolation.execute import Share, execute_in_docker, execute_in_namespace
 from sandbox.isolation.select import IsolationName
 from sandbox.paths import default_db_url, models_dir
 from sandbox.report.thresholds import METRICS
@@ -240,12 +240,28 @@ def exec_command(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Events as JSON lines.")] = False,
     timeout: Annotated[float | None, typer.Option(help="Seconds before it is stopped.")] = None,
+    bind: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="A folder the command may read and write, at the same path (repeatable)."
+        ),
+    ] = None,
+    ro_bind: Annotated[
+        list[Path] | None,
+        typer.Option(help="A file or folder the command may read, at the same path (repeatable)."),
+    ] = None,
 ) -> None:
-    """Run COMMAND in a fresh sandbox as a model server would; print every egress attempt."""
+    """Run COMMAND in a fresh sandbox as a model server would; print every egress attempt.
+
+    The command sees the system's /usr, the Python environment, a private /tmp and only the
+    paths given with --bind and --ro-bind.
+    """
+    shares = [Share(p, True) for p in bind or []] + [Share(p, False) for p in ro_bind or []]
     if isolation == "docker":
-        result = execute_in_docker(command, image or default_llama_image(), timeout_s=timeout)
+        image = image or default_llama_image()
+        result = execute_in_docker(command, image, timeout_s=timeout, shares=shares)
     elif isolation == "namespace" and not image:
-        result = execute_in_namespace(command, timeout_s=timeout)
+        result = execute_in_namespace(command, timeout_s=timeout, shares=shares)
     else:
         raise SandboxStartError(
             f"sandbox exec runs with --isolation namespace or docker, not {isolation!r}; "

@@ -162,7 +162,8 @@ def _print_egress(console: Console, summary: EgressSummary, isolation: str) -> N
     note = "" if summary.capture_complete else " [red]Capture incomplete: a sink died.[/]"
     console.print(
         f"Egress ({isolation} sandbox): {summary.startup} attempt(s) at server start-up, "
-        f"{summary.in_trials} during trials.{note}"
+        f"{summary.in_trials} during trials, {summary.after_trials} after the last trial."
+        f"{note}"
     )
     for line in summary.examples:
         console.print(safe_text(f"  {line}"))

@@ -358,13 +358,24 @@ def hardening(sandbox: DockerSandbox) -> dict[str, Any]:
 
 
 def run_to_completion(
-    sandbox: DockerSandbox, image: str, argv: list[str], timeout_s: float | None
+    sandbox: DockerSandbox,
+    image: str,
+    argv: list[str],
+    timeout_s: float | None,
+    shares: list[tuple[str, bool]] | None = None,
 ) -> int:
-    """Run a command in a hardened container in the sandbox; print its output; its status."""
+    """Run a command in a hardened container in the sandbox; print its output; its status.
+
+    `shares` are host paths the container sees at the same path (writable or not).
+    """
+    from docker.types import Mount
+
+    mounts = [Mount(p, p, type="bind", read_only=not w) for p, w in shares or []]
     container = sandbox.client.containers.run(
         image,
         command=argv,
         detach=True,
+        mounts=mounts,
         tmpfs={"/tmp": "size=64m"},
         pids_limit=512,
         **hardening(sandbox),

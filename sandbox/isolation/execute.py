@@ -16,7 +16,22 @@ from pathlib import Path
 from sandbox.egress import Capture, EgressEvent
 from sandbox.errors import SandboxError
 from sandbox.isolation import docker
+from sandbox.isolation.jail import Bind
 from sandbox.isolation.namespace import NamespaceSandbox
+
+
+@dataclass(frozen=True)
+class Share:
+    """A host path the command sees at the same path, read-only unless `writable`."""
+
+    path: Path
+    writable: bool = False
+
+    def resolved(self) -> str:
+        """The absolute path; SandboxError when it does not exist."""
+        if not self.path.exists():
+            raise SandboxError(f"{self.path} does not exist.", hint="Give an existing path.")
+        return str(self.path.resolve())
 
 
 @dataclass(frozen=True)
@@ -29,7 +44,10 @@ class ExecResult:
 
 
 def execute_in_namespace(
-    argv: Sequence[str], workdir: Path | None = None, timeout_s: float | None = None
+    argv: Sequence[str],
+    workdir: Path | None = None,
+    timeout_s: float | None = None,
+    shares: Sequence[Share] = (),
 ) -> ExecResult:
     """Run `argv` in a new namespace sandbox's jail; stdin is empty, output goes to ours.
 
@@ -41,7 +59,8 @@ def execute_in_namespace(
         sandbox = NamespaceSandbox(workdir or Path(tmp), "exec")
         sandbox.start()
         try:
-            returncode = _run(sandbox.wrap(), argv, timeout_s)
+            binds = tuple(Bind(s.resolved(), s.resolved(), s.writable) for s in shares)
+            returncode = _run(sandbox.wrap(binds), argv, timeout_s)
             events, capture = sandbox.take_events()
             return ExecResult(returncode, events, capture)
         finally:
@@ -61,7 +80,11 @@ def _run(prefix: list[str], argv: Sequence[str], timeout_s: float | None) -> int
 
 
 def execute_in_docker(
-    argv: Sequence[str], image: str, workdir: Path | None = None, timeout_s: float | None = None
+    argv: Sequence[str],
+    image: str,
+    workdir: Path | None = None,
+    timeout_s: float | None = None,
+    shares: Sequence[Share] = (),
 ) -> ExecResult:
     """Run `argv` in `image`, hardened as a model container, inside a fresh sink's namespace."""
     if not argv:
@@ -74,7 +97,8 @@ def execute_in_docker(
         )
         sandbox.start()
         try:
-            returncode = docker.run_to_completion(sandbox, image, list(argv), timeout_s)
+            mounts = [(s.resolved(), s.writable) for s in shares]
+            returncode = docker.run_to_completion(sandbox, image, list(argv), timeout_s, mounts)
             events, capture = sandbox.take_events()
             return ExecResult(returncode, events, capture)
         finally:

@@ -29,15 +29,21 @@ from sandbox.isolation.sockets import write_private
 
 UID_BASE, UID_SPAN = 2_100_000_000, 40_000_000  # unallocated uids, one per sandbox
 TMP_BYTES = 256 << 20
-ETC_KEEP = (
+ETC_KEEP = (  # system configuration programs read, none of it secret
     "alternatives",
     "ca-certificates",
     "ca-certificates.conf",
+    "chromium",
+    "chromium.d",
+    "fonts",
+    "gai.conf",
     "ld.so.cache",
     "ld.so.conf",
     "ld.so.conf.d",
     "localtime",
     "mime.types",
+    "protocols",
+    "services",
     "ssl",
 )
 TOP_LEVEL = ("bin", "lib", "lib32", "lib64", "libx32", "sbin")

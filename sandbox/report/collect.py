@@ -196,6 +196,7 @@ def _destinations(session: Session, run_id: str) -> dict[int, list[EgressDestina
                 protocol=protocol,
                 startup=phases.get("startup", 0),
                 trial=phases.get("trial", 0),
+                shutdown=phases.get("shutdown", 0),
             )
             for (where, protocol), phases in sorted(by_destination.items())
         ]

@@ -349,14 +349,20 @@ def _egress(report: Report) -> str:
         )
     for m in report.models:
         rows = [
-            [text(d.destination), text(d.protocol), number(d.startup), number(d.trial)]
+            [
+                text(d.destination),
+                text(d.protocol),
+                number(d.startup),
+                number(d.trial),
+                number(d.shutdown),
+            ]
             for d in m.egress_destinations
         ]
         parts.append(
             f"<h3>{text(m.label)}</h3><p>{m.startup_egress} start-up event(s), "
             f"{m.overall.egress_events} in-trial event(s).</p>"
             + (
-                table(["Destination", "Protocol", "Start-up", "In-trial"], rows)
+                table(["Destination", "Protocol", "Start-up", "In-trial", "After trials"], rows)
                 if rows
                 else "<p>No connection attempts were recorded.</p>"
             )

@@ -95,6 +95,7 @@ class EgressDestination(Out):
     protocol: str
     startup: int
     trial: int
+    shutdown: int = 0  # after the last trial's window, until the servers stopped
 
 
 class ModelReport(Out):

@@ -57,8 +57,15 @@ class RunHandle:
 
     def record_startup_egress(self, model_index: int, events: list[EgressEvent]) -> None:
         """Store what a model's servers tried to reach while starting."""
+        self._record_window(model_index, events, "startup")
+
+    def record_shutdown_egress(self, model_index: int, events: list[EgressEvent]) -> None:
+        """Store what a model's servers tried to reach after the last trial's window."""
+        self._record_window(model_index, events, "shutdown")
+
+    def _record_window(self, model_index: int, events: list[EgressEvent], phase: str) -> None:
         with Session(self.engine) as session:
-            session.add_all(self._egress_rows(events, "startup", model_index, None))
+            session.add_all(self._egress_rows(events, phase, model_index, None))
             session.commit()
 
     def _egress_rows(

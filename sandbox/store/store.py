@@ -77,6 +77,7 @@ class EgressSummary:
     startup: int
     in_trials: int
     capture_complete: bool
+    after_trials: int
     examples: list[str]
 
 
@@ -191,6 +192,7 @@ class Store:
             startup=sum(e.phase == "startup" for e in events),
             in_trials=sum(e.phase == "trial" for e in events),
             capture_complete=incomplete is None,
+            after_trials=sum(e.phase == "shutdown" for e in events),
             examples=[f"{e.phase}: {e.summary}" for e in events[:examples]],
         )
 

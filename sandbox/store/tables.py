@@ -177,7 +177,7 @@ class EgressEventRow(SQLModel, table=True):
     run_id: str = Field(foreign_key="runs.id", index=True)
     model_id: int | None = Field(default=None, foreign_key="models.id")
     trial_id: int | None = Field(default=None, foreign_key="trials.id", index=True)
-    phase: str = Field(description="startup or trial.")
+    phase: str = Field(description="startup, trial, or shutdown (after the last trial).")
     at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     protocol: str = Field(description="dns, http, tls, tcp, udp, icmp or packet.")
     destination: str = Field(description="Original destination (name or address, and port).")

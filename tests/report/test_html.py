@@ -405,7 +405,7 @@ def test_render_html_egress_summary_splits_startup_and_trial_by_destination() ->
     page = Page(render_html(make_report()))
     rows = page.table("egress")
     assert rows[0] == {"Destination": "collector.example", "Protocol": "http", "Start-up": "1",
-                       "In-trial": "2"}  # fmt: skip
+                       "In-trial": "2", "After trials": "0"}  # fmt: skip
     assert page.has_text("1 start-up event(s), 2 in-trial event(s).")
 
 

@@ -112,8 +112,10 @@ def browse_in_sandbox(commands: list[Command], log: Path) -> list[dict[str, Any]
     if SANDBOX_UNAVAILABLE is not None:
         pytest.fail(f"SANDBOX_REQUIRE_BROWSER=1 but the sandbox cannot run: {SANDBOX_UNAVAILABLE}")
     script = " && ".join(f"{shlex.join(argv)} > {shlex.quote(str(out))}" for argv, out in commands)
+    log.parent.chmod(0o777)  # the jail's own uid writes the screenshots and the log there
     done = subprocess.run(
-        [SANDBOX, "exec", "--isolation", "namespace", "--json", "--timeout", "150", "--",
+        [SANDBOX, "exec", "--isolation", "namespace", "--json", "--timeout", "150",
+         "--bind", str(log.parent), "--",
          "sh", "-c", f"exec 2>>{shlex.quote(str(log))}; {script}"],
         capture_output=True, text=True, timeout=240,
     )  # fmt: skip
