@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +56,16 @@ def docker_problem() -> str | None:
     from sandbox.isolation import docker
     from sandbox.isolation.select import docker_images_present
 
-    try:
-        client = docker.docker_client()
-    except (SandboxStartError, MissingDependencyError) as exc:
-        return str(exc)
+    problem, client = None, None
+    with warnings.catch_warnings():  # a refused connection leaves the SDK's socket to the GC
+        warnings.simplefilter("ignore", ResourceWarning)
+        try:
+            client = docker.docker_client()
+        except (SandboxStartError, MissingDependencyError) as exc:
+            problem = str(exc)
+        gc.collect()
+    if client is None:
+        return problem
     present = docker_images_present(client)
     client.close()
     return None if present else "the images are missing: run make images"

@@ -143,8 +143,9 @@ def leave_the_namespaces(got: list[str], notes: list[str]) -> None:
     source = b"none"
     if LIBC.mount(source, b"/tmp", b"tmpfs", 0, None) == 0:
         got.append("mount tmpfs")
-    if os.getuid() == 0:
-        got.append("runs as uid 0")
+    outside = open("/proc/self/uid_map").read().split()
+    if os.getuid() == 0 and outside[:2] == ["0", "0"]:  # uid 0 of a user namespace is not root
+        got.append("runs as the host's root")
     status = open("/proc/self/status").read()
     effective = next(line for line in status.splitlines() if line.startswith("CapEff"))
     if int(effective.split()[1], 16):

@@ -138,3 +138,19 @@ def test_rootless_run_evaluates_the_embedded_model(home: Path) -> None:
         check=True,
     )
     assert rows.stdout.strip() == "[('ok', 'complete'), ('ok', 'complete')]"
+
+
+@pytest.mark.slow
+def test_hostile_suite_holds_rootless(home: Path) -> None:
+    """Every attack of test_hostile_server.py, with the sandbox made by nobody."""
+    repo = Path(__file__).resolve().parents[2]
+    done = as_nobody(
+        home,
+        f"PYTHONDONTWRITEBYTECODE=1 {sys.executable} -m pytest -q -rs -p no:cacheprovider",
+        f"--rootdir={repo} --basetemp={home}/pytest -k 'namespace and not docker'",
+        str(repo / "tests" / "isolation" / "test_hostile_server.py"),
+        timeout=600,
+    )
+    summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert " passed" in summary and "failed" not in summary and "skipped" not in summary, summary
