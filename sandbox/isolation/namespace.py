@@ -1,10 +1,11 @@
-"""The `namespace` sandbox: the DESIGN.md §4.1 recipe without Docker, for Linux hosts as root.
+"""The `namespace` sandbox: the DESIGN.md §4.1 recipe without Docker, as root or rootless.
 
-The sink runs as root in a new network namespace (`unshare --net`) and builds the dead-end link
-and the NAT rules there. Programs join that namespace inside a jail (`jail.py`: bubblewrap, the
-jail's own unprivileged uid, seccomp, cgroup limits), so they can neither change the rules nor
-see the sink's files, the results or the host. The model server is reached over a Unix socket
-in a folder only its uid may write, locked once the socket exists.
+The sink runs in a new network namespace (`unshare --net`; rootless, inside a new user namespace
+where the caller is uid 0) and builds the dead-end link and the NAT rules there. Programs join
+that namespace inside a jail (`jail.py`: bubblewrap, seccomp, no capabilities; as root also the
+jail's own uid and cgroup limits), so they can neither change the rules nor see the sink's
+files, the results or the host. The model server is reached over a Unix socket the harness
+checked and pinned (`sockets.py`).
 """
 
 from __future__ import annotations

@@ -124,8 +124,9 @@ def test_run_in_docker_sandbox_scores_and_leaves_no_container(tmp_path: Path) ->
         timeout=600,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "Egress (docker sandbox): 0 attempt(s) at server start-up, 0 during trials." in (
-        done.stdout
+    assert (
+        "Egress (docker sandbox): 0 attempt(s) at server start-up, 0 during trials, "
+        "0 after the last trial." in done.stdout
     )
     with sqlite3.connect(db) as connection:
         assert connection.execute("select isolation from runs").fetchall() == [("docker",)]
