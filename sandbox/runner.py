@@ -32,7 +32,7 @@ from sandbox.tools import ToolContext, ToolOutcome
 from sandbox.workflows import missing_inputs, render_request
 
 TrialStatus = Literal["ok", "error", "skipped"]
-SHUTDOWN_LINGER_S = 1.0
+SHUTDOWN_LINGER_S = 0.5  # egress a server holds back past its last answer
 
 
 @dataclass(frozen=True)

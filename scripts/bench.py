@@ -8,7 +8,7 @@ Prints and writes to results/bench.json:
   - time from the command's start to the first trial's start,
   - completion tokens of each, to show both did the same work;
   - the cold start (nothing → server answering) of the bare server and of each sandbox this
-    host supports (namespace, docker), with their ratio to the bare server.
+    host supports (namespace, its rootless mode, docker), with their ratio to the bare server.
 """
 
 from __future__ import annotations
@@ -131,6 +131,8 @@ def server_makers() -> dict[str, Callable[[Path], ModelServer]]:
     }
     if namespace.unavailable_reason() is None:
         makers["namespace"] = lambda d: NamespaceIsolation().make_server(model, d, "ns", "bench")
+        rootless = NamespaceIsolation(rootless=True)  # the user-namespace path, timed as root
+        makers["rootless"] = lambda d: rootless.make_server(model, d, "rl", "bench")
     docker = usable_docker()
     if docker is not None:
         makers["docker"] = lambda d: docker.make_server(model, d, "dk", "bench")

@@ -17,9 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sandbox.egress import Capture, EgressEvent
+from sandbox.isolation.sink.log import HEARTBEAT_S
 
 READY_TIMEOUT = 20.0  # seconds for a sink to build its rules and bind its listeners
-HEARTBEAT_S = 0.2  # how often the sink writes a heartbeat line
 CATCH_UP_S = 3.0  # how long a window waits for the heartbeat that closes it
 OPENING_S = 2.5  # the sink records what a connection sent within this of accepting it
 MAX_READ_BYTES = 8 << 20  # bytes read per poll: a flood cannot fill the harness's memory

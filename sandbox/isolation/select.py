@@ -48,6 +48,9 @@ class NamespaceIsolation:
 
     name = "namespace"
 
+    def __init__(self, rootless: bool | None = None) -> None:
+        self.rootless = rootless  # None: rootless exactly when not root
+
     def make_server(
         self, model: PreparedModel, log_dir: Path, label: str, run_id: str
     ) -> ModelServer:
@@ -58,7 +61,7 @@ class NamespaceIsolation:
                 f"{model.provenance.spec} needs GPUs, which only the docker sandbox provides.",
                 hint="Use --isolation docker on a GPU host.",
             )
-        sandbox = namespace.NamespaceSandbox(log_dir, label)
+        sandbox = namespace.NamespaceSandbox(log_dir, label, rootless=self.rootless)
         return namespace.NamespaceServer(command, log_dir / f"{label}.log", sandbox)
 
 

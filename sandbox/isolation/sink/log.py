@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-HEARTBEAT_S = 0.2
+HEARTBEAT_S = 0.1
 
 
 class EventLog:
