@@ -36,6 +36,7 @@ class EventFile:
         self._pending: list[EgressEvent] = []
         self._opened: dict[object, EgressEvent] = {}  # connection id → its `open` event
         self._beats: list[tuple[float, int]] = []  # caught-up heartbeats: time, events before
+        self._suppressed = 0  # events the sink counted but no longer wrote out (a flood)
         self.problems: list[str] = []  # why the current window is incomplete
         self.last_problems: list[str] = []  # why the last window taken was incomplete
 
@@ -64,10 +65,19 @@ class EventFile:
             self._problem(f"the sink's log skips from event {self._next_seq} to {seq}")
         self._next_seq = seq + 1
         if raw.get("kind") == "heartbeat":  # counts once nothing sent before it is still queued
+            suppressed = int(raw.get("suppressed", 0) or 0)
+            if suppressed > self._suppressed:
+                self._problem(
+                    f"the sink stopped recording details: {suppressed} more events were only "
+                    "counted"
+                )
+                self._suppressed = suppressed
             if raw.get("pending", 0) == 0:
                 self._last_beat = max(self._last_beat, float(raw.get("t", 0.0)))
                 self._beats.append((self._last_beat, len(self._pending)))
             return
+        if raw.get("kind") == "limit":
+            self._problem(f"the sink wrote its last detailed event after {raw.get('after')}")
         if raw.get("kind") == "sink_error":
             self._problem(f"the sink failed to record something: {raw.get('error', '?')}")
             return

@@ -146,3 +146,16 @@ def test_a_window_waits_for_what_an_open_connection_sends(tmp_path: Path) -> Non
 
     assert capture == "complete"
     assert [(e.kind, e.detail.get("text")) for e in taken] == [("tcp", "mrn=MRN-1")]
+
+
+def test_a_sink_that_only_counts_a_flood_makes_the_window_incomplete(tmp_path: Path) -> None:
+    log, events = Log(tmp_path / "e.jsonl"), EventFile(tmp_path / "e.jsonl")
+    log.write("limit", after=200000)
+    log.write("heartbeat", t=time.time() + 1, suppressed=5000)
+
+    _, capture = events.take(catch_up_s=0.5)
+
+    assert capture == "incomplete"
+    assert any("5000 more events were only counted" in p for p in events.last_problems)
+    log.write("heartbeat", t=time.time() + 2, suppressed=5000)  # nothing new was lost
+    assert events.take(until=time.time() + 1.5, catch_up_s=0.5)[1] == "complete"

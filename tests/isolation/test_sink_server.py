@@ -554,3 +554,19 @@ def wait_for_lines(path: Path, kind: str, count: int, timeout: float) -> list[di
             return lines
         time.sleep(0.02)
     raise AssertionError(f"{count} {kind} lines expected, got {read_lines(path)}")
+
+
+def test_sink_log_stops_writing_details_past_its_limit_and_counts_the_rest(
+    tmp_path: Path,
+) -> None:
+    log = EventLog(tmp_path / "e.jsonl", max_events=3)
+    for n in range(6):
+        log.write("udp", dst="198.51.100.1", port=n)
+    log.write("heartbeat", pending=0)
+    log.close()
+
+    lines = read_lines(tmp_path / "e.jsonl")
+
+    assert [line["kind"] for line in lines] == ["udp", "udp", "udp", "limit", "heartbeat"]
+    assert lines[3]["after"] == 3 and lines[4]["suppressed"] == 2
+    assert [line["seq"] for line in lines] == list(range(5))
