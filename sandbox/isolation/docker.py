@@ -24,6 +24,7 @@ from sandbox.backends.prepare import LLAMA_IMAGE_REPO
 from sandbox.backends.server import FETCH_CODE, ServerCommand, log_tail, wait_until_healthy
 from sandbox.egress import Capture, EgressEvent
 from sandbox.errors import MissingDependencyError, SandboxStartError
+from sandbox.isolation import jail
 from sandbox.isolation.events import READY_TIMEOUT, EventFile
 from sandbox.isolation.sockets import SocketFolder, write_private
 
@@ -119,6 +120,7 @@ class DockerSandbox:
         self.events = EventFile(workdir / f"{name}-egress.jsonl")
         self.ready_path = workdir / f"{name}-sink.ready"
         self.container: Any = None
+        self._etc: Path | None = None  # synthetic resolv.conf and hosts for joining containers
 
     def start(self) -> None:
         """Start the sink container and wait until its rules are in place."""
@@ -185,11 +187,26 @@ class DockerSandbox:
         """Events up to `until` (default now), and whether the sink's record of them is whole."""
         return self.events.take(until, self.is_capturing)
 
+    def etc_mounts(self) -> list[Any]:
+        """Read-only mounts of a synthetic resolv.conf and hosts: no host resolver or names."""
+        from docker.types import Mount
+
+        if self._etc is None:
+            self._etc = jail.write_etc(Path(tempfile.mkdtemp(prefix="sbx-etc-")), CONTAINER_UID)
+            self._etc.chmod(0o755)
+        return [
+            Mount(f"/etc/{name}", str(self._etc / name), type="bind", read_only=True)
+            for name in ("resolv.conf", "hosts")
+        ]
+
     def close(self) -> None:
         """Remove the sink container."""
         if self.container is not None:
             _remove(self.container)
             self.container = None
+        if self._etc is not None:
+            shutil.rmtree(self._etc, ignore_errors=True)
+            self._etc = None
 
 
 class DockerServer:
@@ -236,6 +253,7 @@ class DockerServer:
         mounts = [
             Mount("/run/model", str(self._sockets.path), type="bind"),
             Mount("/run/config", str(self._config), type="bind", read_only=True),
+            *self.sandbox.etc_mounts(),
         ]
         if self.command.model is not None:
             places["model"] = f"/models/{self.command.model.name}"
@@ -371,6 +389,7 @@ def run_to_completion(
     from docker.types import Mount
 
     mounts = [Mount(p, p, type="bind", read_only=not w) for p, w in shares or []]
+    mounts += sandbox.etc_mounts()
     container = sandbox.client.containers.run(
         image,
         command=argv,

@@ -31,7 +31,11 @@ def _container_spec(
     model = prepare_model(VllmSpec(path=folder), Sampling(seed=3), 1, allow_startup_egress)
     assert model.command is not None
     sandbox = SimpleNamespace(
-        container=SimpleNamespace(id="sinkid"), run_id="r1", name="m0", close=lambda: None
+        container=SimpleNamespace(id="sinkid"),
+        run_id="r1",
+        name="m0",
+        close=lambda: None,
+        etc_mounts=lambda: [],
     )
     image = model.command.image
     server = DockerServer(model.command, folder.parent / "log", sandbox, image, gpus)  # type: ignore[arg-type]

@@ -70,6 +70,11 @@ def test_docker_exec_captures_every_kind_of_egress() -> None:
         assert expected in seen, (expected, seen)
     tcp_dns = [e for e in events if e["detail"].get("qname") == "tcp.probe.invalid"]
     assert tcp_dns and tcp_dns[0]["detail"]["transport"] == "tcp"
+    # Both DNS transports name the resolver the program chose; names it looked up through the
+    # system resolver went to the sandbox's own (a documentation address, never the host's).
+    resolvers = {e["detail"].get("qname"): e["detail"].get("resolver") for e in events}  # type: ignore[union-attr]
+    assert resolvers["probe.invalid"] == resolvers["tcp.probe.invalid"] == "198.51.100.53"
+    assert resolvers["collector.example"] == "198.51.100.53"
     assert _leftovers() == []
 
 

@@ -54,6 +54,11 @@ def test_exec_captures_every_kind_of_egress() -> None:
     assert ("dns", "probe.invalid") in by_kind
     tcp_dns = [e for e in events if e["detail"].get("qname") == "tcp.probe.invalid"]  # type: ignore[union-attr]
     assert tcp_dns and tcp_dns[0]["detail"]["transport"] == "tcp"  # type: ignore[index]
+    # Both DNS transports name the resolver the program chose; names it looked up through the
+    # system resolver went to the sandbox's own (a documentation address, never the host's).
+    resolvers = {e["detail"].get("qname"): e["detail"].get("resolver") for e in events}  # type: ignore[union-attr]
+    assert resolvers["probe.invalid"] == resolvers["tcp.probe.invalid"] == "198.51.100.53"
+    assert resolvers["collector.example"] == "198.51.100.53"
     assert {("dns", "collector.example"), ("dns", "stats.vllm.example")} <= by_kind
 
 

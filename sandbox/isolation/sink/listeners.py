@@ -18,6 +18,7 @@ import struct
 import termios
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from sandbox.isolation.sink.log import EventLog
@@ -109,7 +110,10 @@ class DatagramListener(socketserver.UDPServer):
     allow_reuse_address = True
 
     def __init__(
-        self, address: tuple[str, int], record: Callable[[bytes], bytes | None], events: EventLog
+        self,
+        address: tuple[str, int],
+        record: Callable[[bytes, tuple[str, int]], bytes | None],
+        events: EventLog,
     ):
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.events, self.record = events, record
@@ -119,7 +123,7 @@ class DatagramListener(socketserver.UDPServer):
         """Receive and record in one step; the reply is sent after."""
         with self.events.intake:
             data, address = self.socket.recvfrom(self.max_packet_size)
-            reply = self.record(data)
+            reply = self.record(data, address)
         return (reply, self.socket), address
 
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -130,6 +134,41 @@ class DatagramListener(socketserver.UDPServer):
                 sock.sendto(reply, client_address)
             except OSError:
                 pass
+
+
+def original_udp_destination(client: tuple[str, int], port: int) -> str:
+    """Where a redirected UDP datagram was sent (a resolver's address), from conntrack; or ''.
+
+    SO_ORIGINAL_DST answers for TCP only; for UDP the connection tracking table of this
+    namespace holds the original tuple: `src=CLIENT dst=ORIGINAL ... src=... sport=PORT`.
+    """
+    try:
+        table = Path("/proc/self/net/nf_conntrack").read_text()
+    except OSError:
+        return ""
+    host, client_port = str(ipaddress.ip_address(client[0].split("%")[0])), client[1]
+    for line in table.splitlines():
+        fields = [f.split("=", 1) for f in line.split() if "=" in f]
+        values = [value for _, value in fields]
+        names = [name for name, _ in fields]
+        if names[:4] != ["src", "dst", "sport", "dport"] or len(values) < 8:
+            continue
+        src, dst, sport, _dport, _, _, reply_sport, reply_dport = values[:8]
+        if (
+            _same(src, host)
+            and sport == str(client_port)
+            and reply_sport == str(port)
+            and reply_dport == str(client_port)
+        ):
+            return str(ipaddress.ip_address(dst))
+    return ""
+
+
+def _same(a: str, b: str) -> bool:
+    try:
+        return ipaddress.ip_address(a) == ipaddress.ip_address(b)
+    except ValueError:
+        return False
 
 
 def original_destination(conn: socket.socket) -> tuple[str, int]:

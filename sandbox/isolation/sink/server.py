@@ -25,6 +25,7 @@ from sandbox.isolation.sink.listeners import (
     Accepted,
     DatagramListener,
     StreamListener,
+    original_udp_destination,
     queued,
 )
 from sandbox.isolation.sink.log import HEARTBEAT_S, EventLog
@@ -123,8 +124,8 @@ class Sink:
         self._servers.append(server)
         threading.Thread(target=server.serve_forever, daemon=True).start()
 
-    def _dns_udp(self, data: bytes) -> bytes | None:
-        return self._answer(data, "udp")
+    def _dns_udp(self, data: bytes, client: tuple[str, int]) -> bytes | None:
+        return self._answer(data, "udp", resolver=original_udp_destination(client, self.dns_port))
 
     def _dns_tcp(self, handler: Accepted) -> None:
         """DNS over TCP; anything else sent to port 53 is recorded as the raw TCP it is."""
