@@ -82,11 +82,17 @@ def require_image(client: Any, tag: str) -> None:
         ) from None
 
 
+def track(container: Any) -> None:
+    """Remember a container this process started, so an exit removes it."""
+    _LIVE.add(container)
+
+
 def _labels(run_id: str) -> dict[str, str]:
     return {RUN_LABEL: run_id, OWNER_LABEL: str(os.getpid())}
 
 
-def _remove(container: Any) -> None:
+def remove_container(container: Any) -> None:
+    """Remove a container (gone already is fine) and stop tracking it."""
     import docker
 
     try:
@@ -103,11 +109,11 @@ def _remove_leftovers() -> None:
     A Ctrl-C during `containers.run` can leave a container created but never tracked.
     """
     for container in list(_LIVE):
-        _remove(container)
+        remove_container(container)
     for client in _CLIENTS:
         owned = {"label": f"{OWNER_LABEL}={os.getpid()}"}
         for container in client.containers.list(all=True, filters=owned):
-            _remove(container)
+            remove_container(container)
         client.close()
 
 
@@ -202,7 +208,7 @@ class DockerSandbox:
     def close(self) -> None:
         """Remove the sink container."""
         if self.container is not None:
-            _remove(self.container)
+            remove_container(self.container)
             self.container = None
         if self._etc is not None:
             shutil.rmtree(self._etc, ignore_errors=True)
@@ -341,7 +347,7 @@ class DockerServer:
         """Remove the server container (its log is kept in log_path)."""
         if self.container is not None:
             self._save_log()
-            _remove(self.container)
+            remove_container(self.container)
             self.container = None
 
     def close(self) -> None:
@@ -375,43 +381,6 @@ def hardening(sandbox: DockerSandbox) -> dict[str, Any]:
     }
 
 
-def run_to_completion(
-    sandbox: DockerSandbox,
-    image: str,
-    argv: list[str],
-    timeout_s: float | None,
-    shares: list[tuple[str, bool]] | None = None,
-) -> int:
-    """Run a command in a hardened container in the sandbox; print its output; its status.
-
-    `shares` are host paths the container sees at the same path (writable or not).
-    """
-    from docker.types import Mount
-
-    mounts = [Mount(p, p, type="bind", read_only=not w) for p, w in shares or []]
-    mounts += sandbox.etc_mounts()
-    container = sandbox.client.containers.run(
-        image,
-        command=argv,
-        detach=True,
-        mounts=mounts,
-        tmpfs={"/tmp": "size=64m"},
-        pids_limit=512,
-        **hardening(sandbox),
-    )
-    _LIVE.add(container)
-    import requests  # the docker SDK's transport: its wait() time-out is a requests error
-
-    try:
-        result = container.wait(timeout=timeout_s)
-        return int(result.get("StatusCode", 1))
-    except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
-        return 124
-    finally:
-        print(container.logs().decode(errors="replace"), end="", flush=True)
-        _remove(container)
-
-
 def cleanup(client: Any, run_id: str | None = None) -> list[str]:
     """Remove containers of dead runs (owner process gone), or of one run; their names."""
     removed = []
@@ -420,7 +389,7 @@ def cleanup(client: Any, run_id: str | None = None) -> list[str]:
         owner = int(labels.get(OWNER_LABEL, "0") or 0)
         if (run_id is None and not _is_running(owner)) or labels.get(RUN_LABEL) == run_id:
             removed.append(container.name)
-            _remove(container)
+            remove_container(container)
     return removed
 
 

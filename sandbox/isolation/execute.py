@@ -7,11 +7,13 @@ the tests prove the capture.
 from __future__ import annotations
 
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sandbox.egress import Capture, EgressEvent
 from sandbox.errors import SandboxError
@@ -98,8 +100,58 @@ def execute_in_docker(
         sandbox.start()
         try:
             mounts = [(s.resolved(), s.writable) for s in shares]
-            returncode = docker.run_to_completion(sandbox, image, list(argv), timeout_s, mounts)
+            returncode = _run_container(sandbox, image, list(argv), timeout_s, mounts)
             events, capture = sandbox.take_events()
             return ExecResult(returncode, events, capture)
         finally:
             sandbox.close()
+
+
+def _run_container(
+    sandbox: docker.DockerSandbox,
+    image: str,
+    argv: list[str],
+    timeout_s: float | None,
+    shares: list[tuple[str, bool]],
+) -> int:
+    """Run a command in a hardened container in the sandbox; print its output; its status.
+
+    `shares` are host paths the container sees at the same path (writable or not).
+    """
+    from docker.types import Mount
+
+    mounts = [Mount(p, p, type="bind", read_only=not w) for p, w in shares]
+    container = sandbox.client.containers.run(
+        image,
+        command=argv,
+        detach=True,
+        mounts=[*mounts, *sandbox.etc_mounts()],
+        tmpfs={"/tmp": "size=64m"},
+        pids_limit=512,
+        **docker.hardening(sandbox),
+    )
+    docker.track(container)
+    import requests  # the docker SDK's transport: its wait() time-out is a requests error
+
+    try:
+        result = container.wait(timeout=timeout_s)
+        return int(result.get("StatusCode", 1))
+    except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+        return 124
+    finally:
+        _print_log(container)
+        docker.remove_container(container)
+
+
+def _print_log(container: Any) -> None:
+    """The container's output, at most docker.MAX_LOG_BYTES of it."""
+    shown = 0
+    stream = container.logs(stream=True, follow=False)
+    for chunk in stream:
+        sys.stdout.write(chunk[: docker.MAX_LOG_BYTES - shown].decode(errors="replace"))
+        shown += len(chunk)
+        if shown >= docker.MAX_LOG_BYTES:
+            sys.stdout.write(f"\n[output cut at {docker.MAX_LOG_BYTES >> 20} MiB]\n")
+            break
+    stream.close()
+    sys.stdout.flush()

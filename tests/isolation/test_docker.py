@@ -190,5 +190,5 @@ def test_cleanup_removes_containers_of_dead_runs() -> None:
         assert container.name in done.stdout
         assert container.id[:12] not in _leftovers()
     finally:
-        docker._remove(container)
+        docker.remove_container(container)
         client.close()
