@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Phase = Literal["startup", "trial"]
+Phase = Literal["startup", "trial", "shutdown"]
 Capture = Literal["complete", "incomplete", "none"]  # none: no sandbox observed egress
 _COMMON = {"t", "kind", "dst", "port", "host"}
 
@@ -18,16 +17,14 @@ class EgressEvent(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     t: float = Field(description="Wall-clock time (Unix seconds) the sink saw it.")
-    kind: str = Field(description="dns, http, tls, tcp, udp, icmp, icmpv6 or packet.")
+    kind: str = Field(
+        description="dns, http, tls, tcp, udp, icmp, icmpv6, another protocol's name (udplite, "
+        "sctp, gre, ip-N, arp, ...), flood or limit."
+    )
     dst: str = ""
     port: int = 0
     host: str = Field("", description="The name the address was resolved from, if any.")
     detail: dict[str, Any] = Field(default_factory=dict)
-
-    @classmethod
-    def from_line(cls, line: str) -> EgressEvent:
-        """Parse one JSON line the sink wrote."""
-        return cls.from_raw(json.loads(line))
 
     @classmethod
     def from_raw(cls, raw: dict[str, Any]) -> EgressEvent:

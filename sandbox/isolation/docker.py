@@ -25,7 +25,7 @@ from sandbox.backends.server import FETCH_CODE, ServerCommand, log_tail, wait_un
 from sandbox.egress import Capture, EgressEvent
 from sandbox.errors import MissingDependencyError, SandboxStartError
 from sandbox.isolation import jail
-from sandbox.isolation.events import READY_TIMEOUT, EventFile
+from sandbox.isolation.events import READY_TIMEOUT, EventFile, WindowedEgress
 from sandbox.isolation.sockets import SocketFolder, write_private
 
 RUN_LABEL, OWNER_LABEL = "org.sandbox.run", "org.sandbox.owner-pid"
@@ -215,8 +215,10 @@ class DockerSandbox:
             self._etc = None
 
 
-class DockerServer:
+class DockerServer(WindowedEgress):
     """A model server container inside a DockerSandbox's namespace."""
+
+    sandbox: DockerSandbox
 
     def __init__(
         self,
@@ -234,7 +236,6 @@ class DockerServer:
         self._config.chmod(0o755)  # root's; the container reads it, never writes it
         self._client = ChatClient.over_socket(self.socket_path, command.model_name)
         self.container: Any = None
-        self._capture: Capture = "complete"
 
     @property
     def client(self) -> ChatClient:
@@ -279,7 +280,9 @@ class DockerServer:
             "pids_limit": 512,
             "mem_limit": "8g",
             "mounts": mounts,
-            "log_config": LogConfig(type="json-file", config={"max-size": "16m", "max-file": "1"}),
+            "log_config": LogConfig(
+                type="json-file", config={"max-size": f"{MAX_LOG_BYTES >> 20}m", "max-file": "1"}
+            ),
             **hardening(self.sandbox),
             "name": f"sbx-{self.sandbox.run_id}-{self.sandbox.name}-model-{time.time_ns()}",
         }
@@ -325,15 +328,6 @@ class DockerServer:
                         break
                 stream.close()
         return log_tail(self.log_path)
-
-    def take_egress(self) -> list[EgressEvent]:
-        """What the sink recorded up to now; capture() says whether that record is whole."""
-        events, self._capture = self.sandbox.take_events()
-        return events
-
-    def capture(self) -> Capture:
-        """Whether the last window taken was recorded whole (sink alive, caught up, unbroken)."""
-        return self._capture if self.sandbox.is_capturing() else "incomplete"
 
     def fetch(self, url: str) -> str:
         """An HTTP GET from inside the model container (same namespace, same hardening)."""

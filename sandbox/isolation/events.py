@@ -15,6 +15,7 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 from sandbox.egress import Capture, EgressEvent
 from sandbox.isolation.sink.log import HEARTBEAT_S
@@ -34,7 +35,8 @@ class EventFile:
         self._next_seq = 0
         self._last_beat = 0.0
         self._pending: list[EgressEvent] = []
-        self._opened: dict[object, EgressEvent] = {}  # connection id → its `open` event
+        self._taken = 0  # events handed out by earlier windows: the position of _pending[0]
+        self._opened: dict[object, tuple[int, float]] = {}  # connection → its `open`: position, t
         self._beats: list[tuple[float, int]] = []  # caught-up heartbeats: time, events before
         self._suppressed = 0  # events the sink counted but no longer wrote out (a flood)
         self.problems: list[str] = []  # why the current window is incomplete
@@ -74,7 +76,7 @@ class EventFile:
                 self._suppressed = suppressed
             if raw.get("pending", 0) == 0:
                 self._last_beat = max(self._last_beat, float(raw.get("t", 0.0)))
-                self._beats.append((self._last_beat, len(self._pending)))
+                self._beats.append((self._last_beat, self._taken + len(self._pending)))
             return
         if raw.get("kind") == "limit":
             self._problem(f"the sink wrote its last detailed event after {raw.get('after')}")
@@ -93,18 +95,19 @@ class EventFile:
     def _add(self, event: EgressEvent) -> None:
         """Append an event; what a connection sent replaces its `open` line in the same window."""
         connection = event.detail.get("conn")
-        opened = self._opened.pop(connection, None) if connection is not None else None
         if event.detail.get("opened_only"):
-            self._opened[connection] = event
-        if opened is not None and opened in self._pending:
-            self._pending[self._pending.index(opened)] = event.model_copy(update={"t": opened.t})
-            return
+            self._opened[connection] = (self._taken + len(self._pending), event.t)
+        elif connection is not None and connection in self._opened:
+            position, opened_at = self._opened.pop(connection)
+            if position >= self._taken:  # its window is still open
+                self._pending[position - self._taken] = event.model_copy(update={"t": opened_at})
+                return
         self._pending.append(event)
 
     def _is_waiting(self, until: float) -> bool:
         """True while a connection opened in the window may still say what it sent."""
         now = time.time()
-        return any(e.t <= until and now < e.t + OPENING_S for e in self._opened.values())
+        return any(t <= until and now < t + OPENING_S for _, t in self._opened.values())
 
     def _problem(self, text: str) -> None:
         if text not in self.problems:
@@ -113,12 +116,13 @@ class EventFile:
     def _cut(self, until: float) -> list[EgressEvent]:
         """The events recorded before the first caught-up heartbeat at or after `until`."""
         closing = next(((t, n) for t, n in self._beats if t >= until), None)
-        cut = closing[1] if closing else len(self._pending)
+        cut = closing[1] - self._taken if closing else len(self._pending)
         events, self._pending = self._pending[:cut], self._pending[cut:]
+        self._taken += cut
         after = closing[0] if closing else float("inf")
-        self._beats = [(t, n - cut) for t, n in self._beats if t > after]
-        now = time.time()
-        self._opened = {k: e for k, e in self._opened.items() if e.t > now - 10 * OPENING_S}
+        self._beats = [(t, n) for t, n in self._beats if t > after]
+        stale = time.time() - 10 * OPENING_S
+        self._opened = {k: (p, t) for k, (p, t) in self._opened.items() if t > stale}
         return events
 
     def take(
@@ -152,3 +156,29 @@ class EventFile:
         capture: Capture = "incomplete" if self.problems else "complete"
         self.last_problems, self.problems = self.problems, []
         return events, capture
+
+
+class SinkRecord(Protocol):
+    """What a sandbox offers about its sink (both sandboxes)."""
+
+    def take_events(self, until: float | None = None) -> tuple[list[EgressEvent], Capture]:
+        """The events of the window that ends at `until`, and whether it is whole."""
+
+    def is_capturing(self) -> bool:
+        """True while the sink runs."""
+
+
+class WindowedEgress:
+    """`take_egress` and `capture` of a model server whose sandbox has a sink."""
+
+    sandbox: SinkRecord
+    _capture: Capture = "complete"
+
+    def take_egress(self) -> list[EgressEvent]:
+        """What the sink recorded up to now; capture() says whether that record is whole."""
+        events, self._capture = self.sandbox.take_events()
+        return events
+
+    def capture(self) -> Capture:
+        """Whether the last window taken was recorded whole (sink alive, caught up, unbroken)."""
+        return self._capture if self.sandbox.is_capturing() else "incomplete"

@@ -61,7 +61,7 @@ def execute_in_namespace(
         sandbox = NamespaceSandbox(workdir or Path(tmp), "exec")
         sandbox.start()
         try:
-            binds = tuple(Bind(s.resolved(), s.resolved(), s.writable) for s in shares)
+            binds = tuple(Bind(path, path, s.writable) for s in shares for path in [s.resolved()])
             returncode = _run(sandbox.wrap(binds), argv, timeout_s)
             events, capture = sandbox.take_events()
             return ExecResult(returncode, events, capture)
@@ -99,8 +99,7 @@ def execute_in_docker(
         )
         sandbox.start()
         try:
-            mounts = [(s.resolved(), s.writable) for s in shares]
-            returncode = _run_container(sandbox, image, list(argv), timeout_s, mounts)
+            returncode = _run_container(sandbox, image, list(argv), timeout_s, shares)
             events, capture = sandbox.take_events()
             return ExecResult(returncode, events, capture)
         finally:
@@ -112,15 +111,13 @@ def _run_container(
     image: str,
     argv: list[str],
     timeout_s: float | None,
-    shares: list[tuple[str, bool]],
+    shares: Sequence[Share],
 ) -> int:
-    """Run a command in a hardened container in the sandbox; print its output; its status.
-
-    `shares` are host paths the container sees at the same path (writable or not).
-    """
+    """Run a command in a hardened container in the sandbox; print its output; its status."""
     from docker.types import Mount
 
-    mounts = [Mount(p, p, type="bind", read_only=not w) for p, w in shares]
+    paths = [(s.resolved(), s) for s in shares]
+    mounts = [Mount(p, p, type="bind", read_only=not s.writable) for p, s in paths]
     container = sandbox.client.containers.run(
         image,
         command=argv,

@@ -23,7 +23,7 @@ from sandbox.backends.server import FETCH_CODE, ProcessServer, ServerCommand, lo
 from sandbox.egress import Capture, EgressEvent
 from sandbox.errors import SandboxStartError
 from sandbox.isolation import cgroups, jail, seccomp
-from sandbox.isolation.events import READY_TIMEOUT, EventFile
+from sandbox.isolation.events import READY_TIMEOUT, EventFile, WindowedEgress
 from sandbox.isolation.sockets import SocketFolder, write_private
 
 TOOLS = ("unshare", "nsenter", "setpriv", "ip", "iptables-restore", "bwrap")
@@ -216,8 +216,10 @@ def _is_within(path: Path, folder: str) -> bool:
     return path.resolve().is_relative_to(Path(folder).resolve())
 
 
-class NamespaceServer(ProcessServer):
+class NamespaceServer(WindowedEgress, ProcessServer):
     """A model server inside a namespace sandbox's jail; the sandbox outlives server restarts."""
+
+    sandbox: NamespaceSandbox
 
     def __init__(self, command: ServerCommand, log_path: Path, sandbox: NamespaceSandbox) -> None:
         self._sockets = SocketFolder()
@@ -225,7 +227,6 @@ class NamespaceServer(ProcessServer):
         self.sandbox = sandbox
         self._config = Path(tempfile.mkdtemp(prefix="sbx-conf-"))
         self._config.chmod(0o755)  # root's; the jail reads it, never writes it
-        self._capture: Capture = "complete"
 
     def start(self) -> None:
         """Start the sandbox (once), then the server inside it."""
@@ -253,15 +254,6 @@ class NamespaceServer(ProcessServer):
         """Wait for the socket (locking its folder), then for the server to answer."""
         self._sockets.wait(self, self.sandbox.uid, self.command.start_timeout)
         super()._wait_healthy()
-
-    def take_egress(self) -> list[EgressEvent]:
-        """What the sink recorded up to now; capture() says whether that record is whole."""
-        events, self._capture = self.sandbox.take_events()
-        return events
-
-    def capture(self) -> Capture:
-        """Whether the last window taken was recorded whole (sink alive, caught up, unbroken)."""
-        return self._capture if self.sandbox.is_capturing() else "incomplete"
 
     def fetch(self, url: str) -> str:
         """An HTTP GET from inside the jail; the sink records it."""

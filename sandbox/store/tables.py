@@ -179,7 +179,7 @@ class EgressEventRow(SQLModel, table=True):
     trial_id: int | None = Field(default=None, foreign_key="trials.id", index=True)
     phase: str = Field(description="startup, trial, or shutdown (after the last trial).")
     at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-    protocol: str = Field(description="dns, http, tls, tcp, udp, icmp or packet.")
+    protocol: str = Field(description="The event kind: dns, http, tls, tcp, udp, udplite, ...")
     destination: str = Field(description="Original destination (name or address, and port).")
     hostname: str = ""
     summary: str = Field(default="", sa_column=Column(Text, nullable=False))

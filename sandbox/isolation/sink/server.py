@@ -18,6 +18,7 @@ import socketserver
 import struct
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sandbox.isolation.sink import protocols
@@ -170,13 +171,16 @@ class Sink:
     def _tcp(self, handler: Accepted) -> None:
         conn: socket.socket = handler.request
         data = _read_opening(conn, _is_complete)
-        fields = self._fields(handler, data)
-        if protocols.is_http(data):
-            self._http(conn, data, fields)
+        request = protocols.parse_http_request(data) if protocols.is_http(data) else None
+        if request is not None:
+            self._http(conn, request, self._fields(handler, data))
         elif protocols.is_tls(data):
             hello = protocols.parse_client_hello(data)
             self.events.write(
-                "tls", sni=hello.sni if hello else "", alpn=hello.alpn if hello else [], **fields
+                "tls",
+                sni=hello.sni if hello else "",
+                alpn=hello.alpn if hello else [],
+                **self._fields(handler, data),
             )
         else:
             self._raw_tcp(handler, data)
@@ -196,13 +200,9 @@ class Sink:
             "tcp", preview=protocols.preview(data), text=protocols.preview_text(data), **fields
         )
 
-    def _http(self, conn: socket.socket, data: bytes, fields: dict[str, Any]) -> None:
-        request = protocols.parse_http_request(data)
-        if request is None:
-            self.events.write(
-                "tcp", preview=protocols.preview(data), text=protocols.preview_text(data), **fields
-            )
-            return
+    def _http(
+        self, conn: socket.socket, request: protocols.HttpRequest, fields: dict[str, Any]
+    ) -> None:
         self.events.write(
             "http",
             method=request.method,
@@ -252,7 +252,7 @@ class Sink:
         )
 
 
-def _read_opening(conn: socket.socket, is_complete: Any) -> bytes:
+def _read_opening(conn: socket.socket, is_complete: Callable[[bytes], bool]) -> bytes:
     """What the client sends first: until `is_complete`, MAX_READ, or READ_TIMEOUT in all."""
     deadline = time.monotonic() + READ_TIMEOUT
     data = b""
