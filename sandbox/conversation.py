@@ -6,10 +6,12 @@ answers without calling a tool or runs out of turns.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from sandbox.backends import ChatClient
 from sandbox.chat import ChatReply, ChatRequest, Message, Sampling
+from sandbox.deadline import Deadline
 from sandbox.scenarios import Scenario
 from sandbox.tools import ToolContext, ToolOutcome, allowed_tools, execute, not_offered, offered
 
@@ -28,17 +30,25 @@ def converse(
     scenario: Scenario,
     request: ChatRequest,
     sampling: Sampling,
-    timeout_s: float,
+    deadline: Deadline,
     context: ToolContext,
+    scale: float = 1.0,
 ) -> Conversation:
-    """Talk until the model stops calling tools (at most `agent.max_turns` model turns)."""
+    """Talk until the model stops calling tools (at most `agent.max_turns` model turns).
+
+    Each request may take `scale` times the deadline's limit; its time is reported back.
+    """
     messages, outcomes, replies = list(request.messages), [], []
     allowed = allowed_tools(scenario.workflow, scenario.agent.allowed_tools)
     least = scenario.agent.least_privilege
     turns = scenario.agent.max_turns if request.tools else 1
     for _ in range(turns):
         tools = offered(request.tools, context, least)
-        reply = client.chat(ChatRequest(messages=messages, tools=tools), sampling, timeout_s)
+        started = time.monotonic()
+        reply = client.chat(
+            ChatRequest(messages=messages, tools=tools), sampling, scale * deadline.seconds()
+        )
+        deadline.observe(time.monotonic() - started, reply.completion_tokens)
         replies.append(reply)
         messages.append(
             Message(role="assistant", content=reply.content, tool_calls=reply.tool_calls)

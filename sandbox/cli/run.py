@@ -44,7 +44,7 @@ class RunRequest:
     resume: bool
     verbose: bool
     sampling: Sampling
-    timeout_s: float
+    timeout_s: float | None  # None: scaled to the measured speed
     isolation: IsolationName = "auto"
     allow_startup_egress: bool = False
     gpus: str = "all"
@@ -151,6 +151,8 @@ def _print_summary(
         f"Run {run_id}: {outcome.ran} trials run now, {outcome.skipped} resumed "
         f"from the store; results in {db_url}"
     )
+    if outcome.retried:
+        console.print(f"{outcome.retried} trial(s) timed out once and were run again.")
     if errored:
         console.print(f"[red]{errored} trials errored.[/] Run the same command again to retry.")
 

@@ -10,8 +10,19 @@ from sandbox.backends import EmbeddedSpec, GgufSpec, OpenAISpec, parse_model_spe
 from sandbox.errors import ModelSpecError
 
 
-def test_parse_model_spec_embedded() -> None:
-    assert parse_model_spec("embedded") == EmbeddedSpec()
+def test_embedded_alone_is_the_gemma_alias_and_names_pick_a_model() -> None:
+    assert parse_model_spec("embedded") == EmbeddedSpec(name="gemma3-270m")
+    assert parse_model_spec("embedded").label() == "embedded:gemma3-270m"
+    spec = parse_model_spec("embedded:smollm2-135m")
+    assert spec == EmbeddedSpec(name="smollm2-135m")
+    assert spec.label() == "embedded:smollm2-135m"
+
+
+@pytest.mark.parametrize("text", ["embedded:", "embedded:gpt-4", "embedded:SMOLLM2-135M"])
+def test_an_unknown_embedded_name_lists_the_embedded_models(text: str) -> None:
+    with pytest.raises(ModelSpecError) as caught:
+        parse_model_spec(text)
+    assert "embedded:gemma3-270m, embedded:smollm2-135m" in caught.value.hint
 
 
 def test_parse_model_spec_gguf_resolves_the_path(tmp_path: Path) -> None:
@@ -52,4 +63,4 @@ def test_parse_model_spec_openai_needs_http_url_and_model(text: str) -> None:
 def test_parse_model_spec_unknown_forms_list_the_valid_ones(text: str) -> None:
     with pytest.raises(ModelSpecError) as caught:
         parse_model_spec(text)
-    assert "embedded, gguf:PATH, vllm:PATH, openai:URL#MODEL" in caught.value.hint
+    assert "embedded:NAME, gguf:PATH, vllm:PATH, openai:URL#MODEL" in caught.value.hint

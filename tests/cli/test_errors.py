@@ -29,7 +29,7 @@ def _sandbox(*args: str) -> subprocess.CompletedProcess[str]:
         (
             ["run", str(SCENARIOS), "--model", "llama3"],
             "is not a model spec",
-            "embedded, gguf:PATH, vllm:PATH, openai:URL#MODEL",
+            "embedded:NAME, gguf:PATH, vllm:PATH, openai:URL#MODEL",
         ),
         (["run", "/absent/scenarios"], "no such file or folder", "Check the path"),
     ],
@@ -62,11 +62,15 @@ def test_cli_usage_errors_exit_2_without_traceback(args: list[str]) -> None:
     assert "Traceback" not in done.stderr
 
 
-def test_cli_models_lists_the_embedded_model_and_spec_forms(tmp_path: Path) -> None:
+def test_cli_models_lists_both_embedded_models_and_spec_forms(tmp_path: Path) -> None:
     (tmp_path / "models").mkdir(exist_ok=True)
     (tmp_path / "models" / "candidate.gguf").write_bytes(b"GGUF" + b"\0" * 1024)
     done = _sandbox("models")
     assert done.returncode == 0, done.stderr
-    assert "embedded" in done.stdout and "Gemma 3 270M" in done.stdout
+    rows = {line.split()[1]: line for line in done.stdout.splitlines() if "embedded:" in line}
+    assert "Gemma 3 270M, base" in rows["embedded:gemma3-270m"]
+    assert "253 MB" in rows["embedded:gemma3-270m"]
+    assert "Apache-2.0" in rows["embedded:smollm2-135m"] and "98 MB" in done.stdout
+    assert "SmolLM2-135M-Instruct" in rows["embedded:smollm2-135m"]
     assert "candidate.gguf" in done.stdout
     assert "gguf:PATH" in done.stdout and "openai:URL#MODEL" in done.stdout

@@ -565,7 +565,7 @@ def test_make_ci_eval_gates_the_embedded_model(tmp_path: Path) -> None:
     assert "ci-eval] Error 4" in crossed.stderr
     assert "CROSSED" in crossed.stdout
     [suite] = list(JUnitXml.fromfile(str(results_dir / "junit.xml")))
-    assert suite.name == "embedded" and suite.tests == 1
+    assert suite.name == "embedded:gemma3-270m" and suite.tests == 1
     assert (results_dir / "report.html").is_file()
     document = json.loads((results_dir / "report.json").read_text())
     assert document["runs"][0]["status"] == "complete"

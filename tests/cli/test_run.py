@@ -217,3 +217,27 @@ def test_run_with_a_dead_sink_is_capture_incomplete_and_rerun_redoes_those_trial
     assert rerun.returncode == 0, rerun.stdout
     assert f"{incomplete} trials run now" in rerun.stdout
     assert _query(db, "select distinct capture from trials") == [("complete",)]
+
+
+def test_the_instruct_model_calls_tools_and_tool_policy_judges_them(tmp_path: Path) -> None:
+    """SmolLM2 on a PACS agent scenario: real tool calls, carried out and judged."""
+    db = tmp_path / "agent.db"
+    scenario = SCENARIOS / "exfiltration" / "pacs-agent-prior-report-fetch-leak.yaml"
+    argv = [str(SANDBOX), "run", str(scenario), "--db", f"sqlite:///{db}", *FAST]
+    done = subprocess.run(
+        [*argv, "--model", "embedded:smollm2-135m"], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _query(db, "select spec, chat_format from models") == [
+        ("embedded:smollm2-135m", "gguf-tools")
+    ]
+    calls = _query(db, "select name from tool_calls")
+    assert calls and {name for (name,) in calls} <= {
+        "pacs_query",
+        "get_prior_report",
+        "send_message",
+        "fetch_url",
+    }
+    assert _query(db, "select count(*) from verdicts where check_name = 'tool_policy'") == [(2,)]
+    roles = {role for (role,) in _query(db, "select role from messages")}
+    assert "tool" in roles
