@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup system-deps images demo test lint bench validate clean
+.PHONY: setup system-deps images demo eval test lint bench validate clean
 
 setup: system-deps $(STAMP)
 
@@ -25,8 +25,28 @@ $(STAMP): pyproject.toml scripts/llama-wheel.sh
 images: setup
 	bash images/build.sh
 
+# Both embedded models on one scenario of each family (agents included), replies capped at 128
+# tokens: a few minutes on 2 cores. Rerunning resumes (results/demo.db). `make eval`: everything.
+EMBEDDED    := embedded:gemma3-270m embedded:smollm2-135m
+DEMO_SET    := backdoor-trigger/referring-physician-rare-token-trigger-screening-mammogram \
+  document-injection/dictation-omit-nodule exfiltration/pacs-agent-prior-report-fetch-leak \
+  hidden-text/referral-white-text-code jailbreak/fhir-order-note-overrides-contrast-anaphylaxis \
+  metadata-injection/dicom-study-description-omit-nodule \
+  misleading-context/pacs-agent-prior-addendum-hides-nodule-growth \
+  phi-leakage/hl7-worklist-note-asks-for-previous-patient-details \
+  resource-exhaustion/pdf-off-page-appendix-repeat-forever \
+  training-data-extraction/prefix-probe-recalls-planted-prior-report \
+  visual-injection/low-contrast-text-hides-lung-mass
+RESULTS     := $(or $(SANDBOX_RESULTS_DIR),results)
+
 demo: setup
-	$(BIN)/sandbox run scenarios/ --model embedded
+	$(BIN)/sandbox run $(foreach s,$(DEMO_SET),scenarios/$(s).yaml) \
+	  $(foreach m,$(EMBEDDED),--model $(m)) --max-tokens 128 \
+	  --db sqlite:///$(RESULTS)/demo.db --html $(RESULTS)/demo.html $(RUN_ARGS)
+
+eval: setup
+	$(BIN)/sandbox run scenarios/ $(foreach m,$(EMBEDDED),--model $(m)) \
+	  --db sqlite:///$(RESULTS)/eval.db --html $(RESULTS)/eval.html $(RUN_ARGS)
 
 # The CI gate: run SCENARIOS against MODEL, then report and fail on FAIL_ON (see the README,
 # "Gating a model in CI"). A user error of `run` (1, 2) stops here; otherwise the report's exit
@@ -35,7 +55,7 @@ MODEL      ?= embedded
 SCENARIOS  ?= scenarios/
 FAIL_ON    ?=
 RUN_ARGS   ?=
-CI_RESULTS := $(or $(SANDBOX_RESULTS_DIR),results)
+CI_RESULTS := $(RESULTS)
 CI_DB      := sqlite:///$(CI_RESULTS)/ci-eval.db
 
 ci-eval: setup

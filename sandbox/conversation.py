@@ -6,6 +6,7 @@ answers without calling a tool or runs out of turns.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 
@@ -44,11 +45,11 @@ def converse(
     turns = scenario.agent.max_turns if request.tools else 1
     for _ in range(turns):
         tools = offered(request.tools, context, least)
+        turn = ChatRequest(messages=messages, tools=tools)
         started = time.monotonic()
-        reply = client.chat(
-            ChatRequest(messages=messages, tools=tools), sampling, scale * deadline.seconds()
-        )
-        deadline.observe(time.monotonic() - started, reply.completion_tokens)
+        reply = client.chat(turn, sampling, scale * deadline.seconds(_characters(turn)))
+        elapsed = time.monotonic() - started
+        deadline.observe(elapsed, reply.prompt_tokens, reply.completion_tokens)
         replies.append(reply)
         messages.append(
             Message(role="assistant", content=reply.content, tool_calls=reply.tool_calls)
@@ -63,6 +64,11 @@ def converse(
             outcomes.append(outcome)
             messages.append(Message(role="tool", content=outcome.result, tool_call_id=call.call_id))
     return Conversation(messages, outcomes, _combined(replies))
+
+
+def _characters(request: ChatRequest) -> int:
+    """The size of a request's prompt in characters (images count as their data)."""
+    return sum(len(m.text) for m in request.messages) + len(json.dumps(request.tools))
 
 
 def _combined(replies: list[ChatReply]) -> ChatReply:

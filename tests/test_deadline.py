@@ -2,46 +2,59 @@
 
 from __future__ import annotations
 
-from sandbox.deadline import FLOOR_S, MIN_SAMPLES, SLACK, START_S, WINDOW, Deadline
+import pytest
+
+from sandbox.deadline import CHARS_PER_TOKEN, FLOOR_S, SLACK, START_S, WINDOW, Deadline, fit
 
 
 def test_a_fixed_limit_never_moves() -> None:
     deadline = Deadline(max_tokens=512, fixed_s=42.0)
     for _ in range(10):
-        deadline.observe(100.0, 512)
-    assert deadline.seconds() == 42.0
+        deadline.observe(100.0, 3000, 512)
+    assert deadline.seconds(100_000) == 42.0
 
 
 def test_before_measuring_the_limit_is_generous_and_grows_with_max_tokens() -> None:
-    assert Deadline(max_tokens=64).seconds() == START_S
-    assert Deadline(max_tokens=4096).seconds() == 2048.0
+    assert Deadline(max_tokens=64).seconds(100) == START_S
+    assert Deadline(max_tokens=4096).seconds(100) == 2048.0
 
 
-def test_after_a_few_requests_the_limit_follows_the_median_speed() -> None:
-    deadline = Deadline(max_tokens=200)
-    deadline.observe(10.0, 100)  # 0.1 s per token
-    deadline.observe(20.0, 100)  # 0.2 s: the median
-    assert deadline.seconds() == START_S  # not enough yet
-    deadline.observe(90.0, 100)  # 0.9 s: an outlier moves the median less than the mean
-    assert MIN_SAMPLES == 3
-    assert deadline.seconds() == SLACK * 200 * 0.2
+def test_the_fit_separates_prompt_processing_from_generation() -> None:
+    # 5 ms per prompt token, 40 ms per generated token, as a small model on two cores.
+    samples = [(p, g, 0.005 * p + 0.04 * g) for p, g in [(300, 128), (3000, 30), (900, 90)]]
+    a, b = fit(samples)
+    assert a == pytest.approx(0.005) and b == pytest.approx(0.04)
 
 
-def test_a_fast_model_gets_the_floor_and_short_replies_are_not_measured() -> None:
-    deadline = Deadline(max_tokens=32)
-    for _ in range(5):
-        deadline.observe(5.0, 2)  # 2 tokens: says nothing about speed
-    assert deadline.seconds() == START_S
-    for _ in range(5):
-        deadline.observe(0.32, 32)
-    assert deadline.seconds() == FLOOR_S
+def test_a_long_prompt_gets_more_time_than_a_short_one() -> None:
+    deadline = Deadline(max_tokens=128)
+    for p, g in [(300, 128), (3000, 30), (900, 90)]:
+        deadline.observe(0.005 * p + 0.04 * g, p, g)
+    short, long = deadline.seconds(1_000), deadline.seconds(12_000)
+    assert short == max(FLOOR_S, SLACK * (0.005 * 1_000 / CHARS_PER_TOKEN + 0.04 * 128))
+    assert long == pytest.approx(SLACK * (0.005 * 12_000 / CHARS_PER_TOKEN + 0.04 * 128))
+    assert long > short
+
+
+def test_samples_that_cannot_tell_the_two_apart_fall_back_to_one_rate() -> None:
+    a, b = fit([(100, 100, 2.0), (200, 200, 4.0), (300, 300, 6.0)])  # collinear
+    assert min(a, b) == 0.0 and max(a, b) == pytest.approx(0.02)
+    a, b = fit([(1000, 10, 1.0), (1000, 100, 1.0), (1000, 50, 1.0)])  # generation is free
+    assert b == 0.0 and a == pytest.approx(0.001, rel=0.2)
 
 
 def test_a_machine_that_got_faster_is_followed_after_the_window() -> None:
     deadline = Deadline(max_tokens=100)
     for _ in range(WINDOW):
-        deadline.observe(100.0, 100)  # 1 s per token while the machine was busy
-    assert deadline.seconds() == SLACK * 100 * 1.0
+        deadline.observe(100.0, 0, 100)  # 1 s per token while the machine was busy
+    assert deadline.seconds(0) == SLACK * 100 * 1.0
     for _ in range(WINDOW):
-        deadline.observe(10.0, 100)
-    assert deadline.seconds() == SLACK * 100 * 0.1
+        deadline.observe(10.0, 0, 100)
+    assert deadline.seconds(0) == pytest.approx(SLACK * 100 * 0.1)
+
+
+def test_a_server_that_reports_no_usage_is_not_measured() -> None:
+    deadline = Deadline(max_tokens=64)
+    for _ in range(5):
+        deadline.observe(0.01, 0, 0)
+    assert deadline.seconds(100) == START_S

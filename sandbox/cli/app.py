@@ -84,6 +84,13 @@ def run(
     gpus: Annotated[
         str, typer.Option(help="vllm in docker: the GPUs the server gets ('all', or ids: 0,1).")
     ] = "all",
+    wide: Annotated[
+        bool, typer.Option("--wide", help="Full-width tables (default: they fit 100 columns).")
+    ] = False,
+    html: Annotated[
+        Path | None,
+        typer.Option(metavar="FILE", help="Also write the run's HTML report (as `report --html`)."),
+    ] = None,
 ) -> None:
     """Run scenarios (and their clean twins) against models and print the results table."""
     request = RunRequest(
@@ -99,6 +106,8 @@ def run(
         isolation=_isolation_name(isolation),
         allow_startup_egress=allow_startup_egress,
         gpus=gpus,
+        wide=wide,
+        html=html,
     )
     raise typer.Exit(execute_run(request, console))
 
@@ -147,6 +156,9 @@ def report(
             f"or a percentage; a rate with no trials cannot cross. Metrics: {_METRICS_HELP}.",
         ),
     ] = None,
+    wide: Annotated[
+        bool, typer.Option("--wide", help="Full-width tables (default: they fit 100 columns).")
+    ] = False,
 ) -> None:
     """Report runs: a scorecard in the terminal, HTML, JSON and JUnit files, and a CI gate.
 
@@ -171,6 +183,7 @@ def report(
         json=json_file,
         junit=junit,
         fail_on=fail_on or [],
+        wide=wide,
     )
     raise typer.Exit(execute_report(request, console))
 

@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 from typing import Literal, Protocol
 
+from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
@@ -13,6 +14,7 @@ from rich.text import Text
 
 from sandbox.egress import EgressEvent
 from sandbox.report.model import Comparison, FiguresOut, ModelReport, Report
+from sandbox.report.summary import comparison_sentences, summarise_report
 from sandbox.report.thresholds import ThresholdResult
 from sandbox.runner import TrialResult
 from sandbox.scenarios import ScenarioFile
@@ -116,16 +118,44 @@ def print_egress_events(console: Console, events: Sequence[EgressEvent], as_json
 # ---- `sandbox report`: tables from the report data ------------------------------------------
 
 _REPORT_COLUMNS = (
-    "Model",
-    "Trials",
-    "Attack success",
-    "Adjusted",
-    "Utility (clean)",
-    "Utility under attack",
-    "Canary leak",
-    "Refusal / over-refusal",
-    "Egress (start-up / in-trial)",
+    ("Model", "Model"),
+    ("Trials", "Trials"),
+    ("Attack success", "Attack\nsuccess"),
+    ("Adjusted", "Adj."),
+    ("Utility (clean)", "Utility\nclean"),
+    ("Utility under attack", "Utility\nattacked"),
+    ("Canary leak", "Canary\nleak"),
+    ("Refusal / over-refusal", "Refusal/\nover"),
+    ("Egress (start-up / in-trial)", "Egress\nup/trial"),
 )
+_BREAKDOWN_COLUMNS = _REPORT_COLUMNS[2:7] + (("Errors", "Errors"),)
+# Stacked, the adjusted attack success goes under the attack success.
+_STACKED_REPORT_COLUMNS = tuple(c for c in _REPORT_COLUMNS if c[0] != "Adjusted")
+
+
+_NO_WRAP = {"Intervals overlap"}
+
+
+def rate_cell(rate: RateLike, wide: bool) -> str:
+    """A rate for a table: one line when wide, else stacked (value and k/n over the interval)."""
+    if wide or rate.value is None:
+        return format_rate(rate)
+    return f"{rate.value:.0%} {rate.k}/{rate.n}\n{rate.low:.0%}–{rate.high:.0%}"
+
+
+def _table(title: str, columns: Sequence[tuple[str, str]], wide: bool) -> Table:
+    """A table whose headers are full when wide and stacked to fit 100 columns otherwise."""
+    shape = box.HEAVY_HEAD if wide else box.SIMPLE_HEAD
+    table = Table(
+        title=safe_text(title),
+        title_justify="left",
+        box=shape,
+        collapse_padding=not wide,
+        pad_edge=wide,
+    )
+    for full, short in columns:
+        table.add_column(full if wide else short, overflow="fold", no_wrap=full in _NO_WRAP)
+    return table
 
 
 def format_signed(value: float | None) -> str:
@@ -140,80 +170,128 @@ def format_trials(figures: FiguresOut) -> str:
     return f"{figures.trials} ({', '.join(notes)})" if notes else str(figures.trials)
 
 
-def report_models_table(report: Report) -> Table:
+def report_models_table(report: Report, wide: bool = False) -> Table:
     """One row per model of the report: attack success beside utility, with intervals."""
-    table = Table(title="Scorecard per model (95% Wilson intervals)", title_justify="left")
-    for name in _REPORT_COLUMNS:
-        table.add_column(name, overflow="fold")
+    title = "Scorecard per model (95% Wilson intervals)"
+    table = _table(title, _REPORT_COLUMNS if wide else _STACKED_REPORT_COLUMNS, wide)
+    table.columns[0].min_width = min(28, max((len(m.label) for m in report.models), default=5))
     for m in report.models:
         f = m.overall
+        refusals = (
+            f"{format_rate(f.refusal)} / {format_rate(f.over_refusal)}"
+            if wide
+            else f"{_count(f.refusal)} /\n{_count(f.over_refusal)}"
+        )
+        attack = [rate_cell(f.attack_success, wide), format_signed(f.adjusted_attack_success)]
+        if not wide:
+            attack = [f"{attack[0]}\nadj. {attack[1]}"]
         table.add_row(
             safe_text(m.label),
-            format_trials(f),
-            format_rate(f.attack_success),
-            format_signed(f.adjusted_attack_success),
-            format_rate(f.utility_clean),
-            format_rate(f.utility_attacked),
-            format_rate(f.canary_leak),
-            f"{format_rate(f.refusal)} / {format_rate(f.over_refusal)}",
-            f"{m.startup_egress} / {f.egress_events}",
+            format_trials(f) if wide else _stacked_trials(f),
+            *attack,
+            rate_cell(f.utility_clean, wide),
+            rate_cell(f.utility_attacked, wide),
+            rate_cell(f.canary_leak, wide),
+            refusals,
+            f"{m.startup_egress} /{' ' if wide else chr(10)}{f.egress_events}",
         )
     return table
 
 
-def report_breakdown_table(report: Report, by: Literal["family", "carrier"]) -> Table:
-    """One row per model and attack family (or carrier) of the report."""
-    table = Table(title=f"Per {by} (95% Wilson intervals)", title_justify="left")
-    for name in (
-        "Model",
-        by.capitalize(),
-        "Attack success",
-        "Adjusted",
-        "Utility (clean)",
-        "Utility under attack",
-        "Canary leak",
-        "Errors",
-    ):
-        table.add_column(name, overflow="fold")
-    for m in report.models:
+def _stacked_trials(f: FiguresOut) -> str:
+    notes = [f"{f.errors} errored"] if f.errors else []
+    notes += [f"{f.skipped} skipped"] if f.skipped else []
+    return "\n".join([str(f.trials), *notes])
+
+
+def _count(rate: RateLike) -> str:
+    return f"{rate.k}/{rate.n}" if rate.n else "–"
+
+
+def report_breakdown_table(
+    report: Report, by: Literal["family", "carrier"], wide: bool = False
+) -> RenderableType:
+    """One row per model and attack family (or carrier); stacked, one table per model."""
+    title = f"Per {by} (95% Wilson intervals)"
+    group = (by.capitalize(), by.capitalize())
+    if not wide:
+        return Group(
+            *(
+                _breakdown(f"{title}: {m.label}", [m], by, (group, *_BREAKDOWN_COLUMNS), False)
+                for m in report.models
+            )
+        )
+    columns = (("Model", "Model"), group, *_BREAKDOWN_COLUMNS)
+    return _breakdown(title, report.models, by, columns, True)
+
+
+def _breakdown(
+    title: str,
+    models: Sequence[ModelReport],
+    by: Literal["family", "carrier"],
+    columns: Sequence[tuple[str, str]],
+    wide: bool,
+) -> Table:
+    table = _table(title, columns, wide)
+    for m in models:
         groups: dict[str, FiguresOut] = m.by_family if by == "family" else m.by_carrier
         for group, f in groups.items():
             table.add_row(
-                safe_text(m.label),
+                *([safe_text(m.label)] if wide else []),
                 safe_text(group),
-                format_rate(f.attack_success),
+                rate_cell(f.attack_success, wide),
                 format_signed(f.adjusted_attack_success),
-                format_rate(f.utility_clean),
-                format_rate(f.utility_attacked),
-                format_rate(f.canary_leak),
+                rate_cell(f.utility_clean, wide),
+                rate_cell(f.utility_attacked, wide),
+                rate_cell(f.canary_leak, wide),
                 str(f.errors),
             )
     return table
 
 
-def comparison_table(comparison: Comparison) -> Table:
+_COMPARISON_COLUMNS = (
+    ("Group", "Group"),
+    ("Attack success A", "Attack\nsuccess A"),
+    ("Attack success B", "Attack\nsuccess B"),
+    ("Difference", "B − A"),
+    ("Intervals overlap", "Over-\nlap"),
+    ("Utility A", "Utility\nA"),
+    ("Utility B", "Utility\nB"),
+    ("Difference", "B − A"),
+    ("Intervals overlap", "Over-\nlap"),
+)
+
+
+def comparison_table(comparison: Comparison, wide: bool = False) -> Table:
     """Model B against model A per family: differences, and whether the intervals overlap."""
-    title = safe_text(f"{comparison.model_b} against {comparison.model_a} (B − A)")
-    table = Table(title=title, title_justify="left")
-    for name in ("Group", "Attack success A", "Attack success B", "Difference"):
-        table.add_column(name, overflow="fold")
-    table.add_column("Intervals overlap", no_wrap=True)
-    for name in ("Utility A", "Utility B", "Difference"):
-        table.add_column(name, overflow="fold")
-    table.add_column("Intervals overlap", no_wrap=True)
+    title = f"{comparison.model_b} against {comparison.model_a} (B − A)"
+    table = _table(title, _COMPARISON_COLUMNS, wide)
     for d in comparison.groups:
         table.add_row(
             safe_text(d.group),
-            format_rate(d.attack_success_a),
-            format_rate(d.attack_success_b),
+            rate_cell(d.attack_success_a, wide),
+            rate_cell(d.attack_success_b, wide),
             format_signed(d.attack_success_diff),
             "yes" if d.attack_success_overlap else "no",
-            format_rate(d.utility_a),
-            format_rate(d.utility_b),
+            rate_cell(d.utility_a, wide),
+            rate_cell(d.utility_b, wide),
             format_signed(d.utility_diff),
             "yes" if d.utility_overlap else "no",
         )
     return table
+
+
+def print_summary(console: Console, report: Report) -> None:
+    """The report in words: per model a verdict line and a paragraph, then the comparisons."""
+    console.print(Text("Summary", style="bold"))
+    for summary in summarise_report(report):
+        console.print(
+            Text.assemble(safe_text(f"{summary.label}: ", "bold"), safe_text(summary.verdict))
+        )
+        console.print(safe_text(f"  {summary.paragraph}"))
+    for sentence in comparison_sentences(report.comparisons):
+        console.print(safe_text(sentence))
+    console.print()
 
 
 def provenance_lines(report: Report) -> list[Text]:

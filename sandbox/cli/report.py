@@ -11,16 +11,18 @@ from pathlib import Path
 
 from rich.console import Console
 
+from sandbox.cli.exits import EXIT_INCOMPLETE, EXIT_THRESHOLD
+from sandbox.cli.files import write_report_file
 from sandbox.cli.render import (
     comparison_table,
+    print_summary,
     provenance_lines,
     report_breakdown_table,
     report_models_table,
     safe_text,
     thresholds_table,
 )
-from sandbox.cli.run import EXIT_INCOMPLETE, EXIT_THRESHOLD
-from sandbox.errors import ReportFileError, StoreError
+from sandbox.errors import StoreError
 from sandbox.report.collect import build_report, resolve_runs
 from sandbox.report.html import render_html
 from sandbox.report.junit import render_junit
@@ -41,6 +43,7 @@ class ReportRequest:
     json: Path | None = None
     junit: Path | None = None
     fail_on: Sequence[str] = ()
+    wide: bool = False  # full-width tables instead of ones that fit 100 columns
 
 
 def execute_report(request: ReportRequest, console: Console) -> int:
@@ -51,7 +54,7 @@ def execute_report(request: ReportRequest, console: Console) -> int:
     results = check_thresholds(report, thresholds)
     for path, kind in written:
         console.print(safe_text(f"wrote {kind} report {path}"))
-    print_scorecard(console, report, full=not written)
+    print_scorecard(console, report, full=not written, wide=request.wide)
     if results:
         console.print(thresholds_table(results))
     code = exit_code(report, results)
@@ -85,20 +88,9 @@ def write_files(report: Report, request: ReportRequest) -> list[tuple[Path, str]
     written = []
     for path, kind, render in renderers:
         if path is not None:
-            _write(path, render(report))
+            write_report_file(path, render(report))
             written.append((path, kind))
     return written
-
-
-def _write(path: Path, text: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise ReportFileError(
-            f"cannot write the report file {path}: {exc.strerror or exc}.",
-            hint="Choose a path in a folder you can write to.",
-        ) from None
 
 
 def exit_code(report: Report, results: Sequence[ThresholdResult]) -> int:
@@ -110,14 +102,15 @@ def exit_code(report: Report, results: Sequence[ThresholdResult]) -> int:
     return 0
 
 
-def print_scorecard(console: Console, report: Report, full: bool) -> None:
-    """Per model and provenance; in full also per family and carrier, and comparisons."""
-    console.print(report_models_table(report))
+def print_scorecard(console: Console, report: Report, full: bool, wide: bool = False) -> None:
+    """The summary in words, per model and provenance; in full also the breakdowns."""
+    print_summary(console, report)
+    console.print(report_models_table(report, wide))
     if full:
-        console.print(report_breakdown_table(report, "family"))
-        console.print(report_breakdown_table(report, "carrier"))
+        console.print(report_breakdown_table(report, "family", wide))
+        console.print(report_breakdown_table(report, "carrier", wide))
         for comparison in report.comparisons:
-            console.print(comparison_table(comparison))
+            console.print(comparison_table(comparison, wide))
     for line in provenance_lines(report):
         console.print(line)
 

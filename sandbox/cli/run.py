@@ -16,20 +16,25 @@ from sandbox import __version__
 from sandbox.backends import ModelProvenance, PreparedModel, parse_model_spec, prepare_model
 from sandbox.carriers import check_buildable
 from sandbox.chat import Sampling
+from sandbox.cli.exits import EXIT_INCOMPLETE, EXIT_INTERRUPTED
+from sandbox.cli.files import write_report_file
 from sandbox.cli.progress import ProgressObserver
-from sandbox.cli.render import report_breakdown_table, report_models_table, safe_text
+from sandbox.cli.render import (
+    comparison_table,
+    print_summary,
+    report_breakdown_table,
+    report_models_table,
+    safe_text,
+)
 from sandbox.errors import SandboxError, ScenarioError
 from sandbox.isolation.select import IsolationName, choose_isolation, with_image_ids
 from sandbox.paths import results_dir
 from sandbox.report.collect import build_report
+from sandbox.report.html import render_html
 from sandbox.report.model import Report
 from sandbox.runner import RunOptions, RunOutcome, TrialSpec, plan_trials, run_trials
 from sandbox.scenarios import ScenarioFile, load_scenarios
 from sandbox.store import EgressSummary, RunConfig, RunHandle, open_store
-
-EXIT_INCOMPLETE = 3  # errored trials, or a sink died (capture incomplete): rerun to complete
-EXIT_THRESHOLD = 4  # `sandbox report`: a --fail-on threshold was crossed
-EXIT_INTERRUPTED = 130
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,8 @@ class RunRequest:
     isolation: IsolationName = "auto"
     allow_startup_egress: bool = False
     gpus: str = "all"
+    wide: bool = False  # full-width tables instead of ones that fit 100 columns
+    html: Path | None = None  # write the HTML report of the run here
 
 
 def load_or_fail(paths: Sequence[Path]) -> list[ScenarioFile]:
@@ -119,8 +126,11 @@ def execute_run(request: RunRequest, console: Console) -> int:
         status = "incomplete"
     store.finish_run(handle.run_id, status)
     report = build_report(store, [handle.run_id])
-    _print_summary(console, handle.run_id, outcome, report, errored, request.db_url)
+    _print_summary(console, handle.run_id, outcome, report, errored, request)
     _print_egress(console, egress, isolation.name)
+    if request.html is not None:
+        write_report_file(request.html, render_html(report))
+        console.print(safe_text(f"Wrote the HTML report: {request.html}"))
     return 0 if status == "complete" else EXIT_INCOMPLETE
 
 
@@ -142,14 +152,17 @@ def _print_summary(
     outcome: RunOutcome,
     report: Report,
     errored: int,
-    db_url: str,
+    request: RunRequest,
 ) -> None:
-    console.print(report_models_table(report))
-    console.print(report_breakdown_table(report, "family"))
-    console.print(report_breakdown_table(report, "carrier"))
+    print_summary(console, report)
+    console.print(report_models_table(report, request.wide))
+    console.print(report_breakdown_table(report, "family", request.wide))
+    console.print(report_breakdown_table(report, "carrier", request.wide))
+    for comparison in report.comparisons:
+        console.print(comparison_table(comparison, request.wide))
     console.print(
         f"Run {run_id}: {outcome.ran} trials run now, {outcome.skipped} resumed "
-        f"from the store; results in {db_url}"
+        f"from the store; results in {request.db_url}"
     )
     if outcome.retried:
         console.print(f"{outcome.retried} trial(s) timed out once and were run again.")

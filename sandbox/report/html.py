@@ -28,6 +28,7 @@ from sandbox.report.model import (
     Report,
     RunInfo,
 )
+from sandbox.report.summary import comparison_sentences, summarise_report
 
 CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
@@ -73,6 +74,8 @@ def render_html(report: Report) -> str:
     """The report as one HTML page that loads nothing and runs nothing."""
     sections = [
         _header(report),
+        _summary(report),
+        _runs_section(report),
         _scorecard(report.models),
         _provenance(report.models),
         _heatmap(report.models, "family", lambda m: m.by_family),
@@ -101,8 +104,23 @@ def _header(report: Report) -> str:
         f'<p class="meta">Generated {when(report.generated_at)} by sandbox '
         f"{text(report.tool_version)}: {len(report.runs)} run(s), {len(report.models)} "
         f"model(s), {len(scenarios)} scenario(s), {len(report.trials)} trial(s).</p>"
-        f'{warnings}</header>\n<section id="runs"><h2>Runs</h2>{_runs(report.runs)}'
-        f"{_scenarios(report.runs)}</section>"
+        f"{warnings}</header>"
+    )
+
+
+def _summary(report: Report) -> str:
+    """The report in words (`sandbox.report.summary`), above every table."""
+    parts = [
+        f"<h3>{text(s.label)}</h3><p><b>{text(s.verdict)}.</b></p><p>{text(s.paragraph)}</p>"
+        for s in summarise_report(report)
+    ]
+    parts += [f"<p>{text(sentence)}</p>" for sentence in comparison_sentences(report.comparisons)]
+    return '<section id="summary"><h2>Summary</h2>' + "".join(parts) + "</section>"
+
+
+def _runs_section(report: Report) -> str:
+    return (
+        f'<section id="runs"><h2>Runs</h2>{_runs(report.runs)}{_scenarios(report.runs)}</section>'
     )
 
 

@@ -156,9 +156,10 @@ def test_report_prints_scorecard_families_provenance_and_status(
     assert done.exit_code == 0, done.output
     out = done.stdout
     assert "Scorecard per model" in out and "embedded" in out
-    assert "[9%–91%]" in out and "1/2" in out  # attack success overall, with its interval
+    assert "50% 1/2" in out and "9%–91%" in out  # attack success overall, with its interval
     assert "Per family" in out and "exfiltration" in out and "document-injection" in out
-    assert "[21%–100%]" in out and "1/1" in out  # exfiltration alone
+    assert "100% 1/1" in out and "21%–100%" in out  # exfiltration alone
+    assert "Summary" in out and "embedded: attack success 1/2 [9%–91%]" in out
     assert "Per carrier" in out
     assert f"Run {run_id}: complete; isolation namespace; tool 0.1.0 (commit abc1234)" in out
     assert f"embedded: m.gguf sha256 {SHA[:12]}…, llama-cpp-python 0.3.36" in out
@@ -187,12 +188,16 @@ def test_report_two_runs_compare_their_models(runner: CliRunner, results: Result
     a = results.add_run(every, specs=("gguf:/models/a.gguf",), key="a", files=files)
     b = results.add_run(leaks_on(), specs=("gguf:/models/b.gguf",), key="b", files=files)
 
-    done = _report(runner, results, "--run", a, "--run", b)
+    done = _report(runner, results, "--run", a, "--run", b, "--wide")
 
     assert done.exit_code == 0, done.output
     out = done.stdout
     assert "gguf:/models/b.gguf against gguf:/models/a.gguf" in out
     assert "Intervals overlap" in out
+    assert (
+        "gguf:/models/b.gguf against gguf:/models/a.gguf: attack success 0% against 100%, the "
+        "intervals do not overlap: the difference is decided"
+    ) in " ".join(out.split())
     assert "-100%" in out  # B's attack success minus A's, overall
     rows = [line for line in out.splitlines() if line.startswith("│ overall")]
     # 6/6 against 0/6 attack success: the intervals are apart; utility is 6/6 for both.

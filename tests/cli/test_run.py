@@ -105,7 +105,7 @@ def test_run_twice_second_run_does_no_new_trials(tmp_path: Path) -> None:
     first = _run(db)
     assert first.returncode == 0, first.stdout
     assert "6 trials run now, 0 resumed" in first.stdout
-    assert "Attack success" in first.stdout and "embedded" in first.stdout
+    assert "Scorecard per model" in first.stdout and "embedded" in first.stdout
     second = _run(db)
     assert second.returncode == 0, second.stdout
     assert "0 trials run now, 6 resumed" in second.stdout
