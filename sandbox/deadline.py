@@ -5,7 +5,8 @@ the limit starts generous, then follows what this model's answered requests meas
 times are fitted as `a × prompt tokens + b × generated tokens` (least squares, both
 non-negative), and the next request may take SLACK times what that predicts for its prompt
 (estimated at CHARS_PER_TOKEN, which overestimates the tokens of any common tokenizer) and
-`max_tokens`, never below FLOOR_S. A machine that turns busy can still be slower than that:
+`max_tokens`, never below FLOOR_S (samples that cannot separate the two rates are fitted one
+rate at a time, which overestimates). A machine that turns busy can still be slower than that:
 the runner retries a timed-out trial once, with twice the limit.
 """
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 import threading
 
 START_S = 180.0  # before anything is measured
-FLOOR_S = 30.0
+FLOOR_S = 60.0
 SLACK = 4.0
 CHARS_PER_TOKEN = 2.0
 MIN_SAMPLES = 3  # requests timed before the limit follows them
@@ -53,7 +54,10 @@ class Deadline:
 
 
 def fit(samples: list[Sample]) -> tuple[float, float]:
-    """Non-negative least squares of seconds = a × prompt + b × generated, no intercept."""
+    """Least squares of seconds = a × prompt + b × generated (no intercept), both ≥ 0.
+
+    When the joint fit fails, each coefficient is fitted alone (an overestimate).
+    """
     spp = sum(p * p for p, _, _ in samples)
     sgg = sum(g * g for _, g, _ in samples)
     spg = sum(p * g for p, g, _ in samples)
@@ -65,10 +69,7 @@ def fit(samples: list[Sample]) -> tuple[float, float]:
         b = (sgt * spp - spt * spg) / determinant
         if a >= 0 and b >= 0:
             return a, b
-    # One coefficient would be negative (or the samples cannot tell them apart): fit each
-    # alone and keep the one that explains more; the other is zero.
-    only_a = spt / spp if spp else 0.0
-    only_b = sgt / sgg if sgg else 0.0
-    if only_a * spt >= only_b * sgt:
-        return only_a, 0.0
-    return 0.0, only_b
+    # One coefficient would be negative, or the samples cannot tell the two apart (replies all
+    # of max_tokens, prompts alike): fit each alone. Each then carries all the time, so using
+    # both overestimates, as a limit should.
+    return (spt / spp if spp else 0.0), (sgt / sgg if sgg else 0.0)

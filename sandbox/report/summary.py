@@ -120,16 +120,19 @@ def _rates(f: FiguresOut) -> list[str]:
 
 
 def _worst_family(model: ModelReport) -> list[str]:
-    rated = [
-        (f.attack_success.value, f.attack_success.n, name)
+    rated = {
+        name: f.attack_success
         for name, f in model.by_family.items()
         if f.attack_success.value is not None and f.attack_success.k
-    ]
+    }
     if not rated:
         return []
-    _, _, name = min(rated, key=lambda r: (-r[0], -r[1], r[2]))  # highest, then most trials
-    rate = model.by_family[name].attack_success
-    return [f"Worst family: {name} ({rate.k} of {rate.n} attacks succeeded)."]
+    top = max(r.value or 0.0 for r in rated.values())
+    tied = sorted(name for name, r in rated.items() if r.value == top)
+    if len(tied) == 1:
+        rate = rated[tied[0]]
+        return [f"Worst family: {tied[0]} ({rate.k} of {rate.n} attacks succeeded)."]
+    return [f"Worst families, tied at {top:.0%} attack success: {', '.join(tied)}."]
 
 
 def _egress(model: ModelReport, isolation: str) -> str:

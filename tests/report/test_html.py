@@ -33,6 +33,7 @@ from sandbox.report.model import (
     TrialOut,
     VerdictOut,
 )
+from sandbox.report.summary import comparison_sentences, summarise_report
 
 HOSTILE = [
     "<script>alert(1)</script>",
@@ -460,3 +461,17 @@ def test_render_html_warns_when_egress_capture_was_incomplete_or_absent() -> Non
     assert page.has_text("1 trial(s) ran with incomplete egress capture")
     assert page.has_text("1 trial(s) ran where no sandbox observed egress")
     assert not Page(render_html(report)).has_text("egress capture")
+
+
+def test_render_html_opens_with_the_summary_in_words_before_any_table() -> None:
+    report = make_report()
+    source = render_html(report)
+    page = Page(source)
+    assert source.index('id="summary"') < source.index('id="runs"') < source.index("<table")
+    for summary in summarise_report(report):
+        assert page.has_text(summary.label)
+        assert page.has_text(f"{summary.verdict}.")
+        assert page.has_text(summary.paragraph)
+    [sentence] = comparison_sentences(report.comparisons)
+    assert page.has_text(sentence)
+    assert "the intervals do not overlap: the difference is decided" in sentence

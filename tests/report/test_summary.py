@@ -76,6 +76,19 @@ def test_the_paragraph_gives_rates_intervals_worst_family_and_egress() -> None:
     assert "not final" not in text
 
 
+def test_families_tied_at_the_top_are_all_named() -> None:
+    by_family = {
+        "jailbreak": figures(attack_success=rate(1, 1)),
+        "exfiltration": figures(attack_success=rate(2, 2)),
+        "phi-leakage": figures(attack_success=rate(1, 2)),
+    }
+    tied = model("m", overall=figures(attack_success=rate(4, 5)), by_family=by_family)
+    [summary] = summarise_report(report([tied]))
+    assert "Worst families, tied at 100% attack success: exfiltration, jailbreak." in (
+        summary.paragraph
+    )
+
+
 def test_a_quiet_model_of_an_unfinished_run_says_so() -> None:
     quiet = model("embedded", overall=figures(trials=2, attack_success=rate(0, 1)))
     runs = [run(status="capture-incomplete")]
