@@ -12,7 +12,7 @@ system-deps:
 	@bash scripts/system-deps.sh
 
 # The llama-cpp-python wheel is built once into the cache (see scripts/llama-wheel.sh).
-$(STAMP): pyproject.toml scripts/llama-wheel.sh
+$(STAMP): pyproject.toml scripts/llama-wheel.sh Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	wheels=$$(PYTHON=$(BIN)/python bash scripts/llama-wheel.sh) && \

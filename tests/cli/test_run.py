@@ -86,7 +86,7 @@ def _trials(db: Path) -> int:
 
 def _server_pids(parent: int) -> list[int]:
     found = subprocess.run(
-        ["pgrep", "-P", str(parent), "-f", "llama_cpp.server"], capture_output=True, text=True
+        ["pgrep", "-P", str(parent), "-f", "serve.py"], capture_output=True, text=True
     )
     return [int(p) for p in found.stdout.split()]
 
