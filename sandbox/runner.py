@@ -286,7 +286,8 @@ class _ServerPool:
     ) -> None:
         """Attempt; after a time-out restart the server and attempt once more, with twice the time.
 
-        The first attempt's egress stays with the trial: what the server did is evidence.
+        The first attempt's egress stays with the trial and is judged with it: what the server
+        did then is evidence too.
         """
         try:
             self._attempt(server, spec, provenance, result)
@@ -294,10 +295,8 @@ class _ServerPool:
             note = self._restart(server, "timed out and may still be generating")
             if not server.is_alive():
                 raise BackendError(note) from None
-            first_egress = server.take_egress()
             result.retried = True
-            self._attempt(server, spec, provenance, result, scale=2.0)
-            result.egress = first_egress + result.egress
+            self._attempt(server, spec, provenance, result, 2.0, server.take_egress())
 
     def _attempt(
         self,
@@ -306,6 +305,7 @@ class _ServerPool:
         provenance: ModelProvenance,
         result: TrialResult,
         scale: float = 1.0,
+        earlier_egress: Sequence[EgressEvent] = (),
     ) -> None:
         """Build, render, converse, collect egress and score; exceptions are the caller's."""
         artifacts = build_artifacts(spec.scenario)
@@ -324,7 +324,8 @@ class _ServerPool:
             talk.messages,
             talk.outcomes,
         )
-        result.egress, result.capture = _egress_after(server)
+        egress, result.capture = _egress_after(server)
+        result.egress = [*earlier_egress, *egress]
         observation = Observation(
             spec.scenario,
             result.request,

@@ -201,6 +201,28 @@ def test_a_timed_out_trial_is_retried_once_on_a_restarted_server_with_twice_the_
     assert model.servers[0].timeouts == [1.0, 2.0, 1.0]
 
 
+def test_what_the_server_sent_during_a_timed_out_attempt_is_judged_with_the_retry() -> None:
+    beacon = EgressEvent(t=1.0, kind="http", dst="203.0.113.81", port=80)
+
+    def phone_home_then_hang(
+        server: FakeServer, request: ChatRequest, sampling: Sampling
+    ) -> ChatReply:
+        if server.starts == 1:
+            server.model.egress = [beacon]  # caught while the first attempt hung
+            raise TrialTimeoutError("no answer within 1 s")
+        return _good_reply(server, request, sampling)
+
+    sink = MemorySink()
+    file = _file(checks=["canary_absent", "findings_reported", "no_egress"])
+    model = FakeModel(script=phone_home_then_hang, observed=True)
+    plan = plan_trials([file], 1, 1, Sampling())
+    run_trials(plan, [model], sink, RunOptions(timeout_s=1.0), RunObserver())  # type: ignore[list-item]
+    first = sink.results[0]
+    assert first.status == "ok" and first.retried
+    assert first.egress == [beacon]
+    assert {v.check: v.passed for v in first.verdicts}["no_egress"] is False
+
+
 def test_a_trial_that_times_out_twice_is_an_error_and_the_next_one_runs() -> None:
     def slow_twice(server: FakeServer, request: ChatRequest, sampling: Sampling) -> ChatReply:
         if server.starts <= 2:
