@@ -12,9 +12,10 @@ The sandbox has llama-cpp-python, not this project, so the harness ships this fi
   the tool's JSON schema. `max_tokens` bounds the whole reply.
 
 Why not `chatml-function-calling` itself (0.3.36): it generates tool arguments with
-`max_tokens=None` (a 135M model fills the 4096-token context and the request fails), and when
-the model chooses a message it constrains the message with the grammar for the next tool name,
-so the message comes back empty.
+`max_tokens=None` (SmolLM2-135M on a PACS-agent request filled the 4096-token context and the
+request failed with "Requested tokens (4097) exceed context window"), it ignores tools unless
+`tool_choice` is sent (OpenAI's default is "auto"), and, as its source reads, a chosen message is
+generated under the grammar meant for the next tool name, which leaves the message empty.
 """
 
 from __future__ import annotations

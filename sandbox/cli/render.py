@@ -131,8 +131,6 @@ _REPORT_COLUMNS = (
 _BREAKDOWN_COLUMNS = _REPORT_COLUMNS[2:7] + (("Errors", "Errors"),)
 # Stacked, the adjusted attack success goes under the attack success.
 _STACKED_REPORT_COLUMNS = tuple(c for c in _REPORT_COLUMNS if c[0] != "Adjusted")
-
-
 _NO_WRAP = {"Intervals overlap"}
 
 
@@ -163,10 +161,12 @@ def format_signed(value: float | None) -> str:
     return "–" if value is None else f"{value:+.0%}"
 
 
-def format_trials(figures: FiguresOut) -> str:
-    """'12', or '12 (1 errored, 2 skipped)' when some did not run to a verdict."""
+def format_trials(figures: FiguresOut, stacked: bool = False) -> str:
+    """'12', or '12 (1 errored, 2 skipped)' when some did not run to a verdict (stacked: lines)."""
     notes = [f"{figures.errors} errored"] if figures.errors else []
     notes += [f"{figures.skipped} skipped"] if figures.skipped else []
+    if stacked:
+        return "\n".join([str(figures.trials), *notes])
     return f"{figures.trials} ({', '.join(notes)})" if notes else str(figures.trials)
 
 
@@ -175,6 +175,7 @@ def report_models_table(report: Report, wide: bool = False) -> Table:
     title = "Scorecard per model (95% Wilson intervals)"
     table = _table(title, _REPORT_COLUMNS if wide else _STACKED_REPORT_COLUMNS, wide)
     table.columns[0].min_width = min(28, max((len(m.label) for m in report.models), default=5))
+    newline = "\n"
     for m in report.models:
         f = m.overall
         refusals = (
@@ -187,21 +188,15 @@ def report_models_table(report: Report, wide: bool = False) -> Table:
             attack = [f"{attack[0]}\nadj. {attack[1]}"]
         table.add_row(
             safe_text(m.label),
-            format_trials(f) if wide else _stacked_trials(f),
+            format_trials(f, stacked=not wide),
             *attack,
             rate_cell(f.utility_clean, wide),
             rate_cell(f.utility_attacked, wide),
             rate_cell(f.canary_leak, wide),
             refusals,
-            f"{m.startup_egress} /{' ' if wide else chr(10)}{f.egress_events}",
+            f"{m.startup_egress} /{' ' if wide else newline}{f.egress_events}",
         )
     return table
-
-
-def _stacked_trials(f: FiguresOut) -> str:
-    notes = [f"{f.errors} errored"] if f.errors else []
-    notes += [f"{f.skipped} skipped"] if f.skipped else []
-    return "\n".join([str(f.trials), *notes])
 
 
 def _count(rate: RateLike) -> str:
