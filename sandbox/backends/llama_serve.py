@@ -20,6 +20,7 @@ generated under the grammar meant for the next tool name, which leaves the messa
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import sys
@@ -58,11 +59,16 @@ def gguf_formatter(llama: Llama) -> llama_chat_format.Jinja2ChatFormatter:
     if not template:
         raise ValueError("the GGUF has no chat template; serve it with a named chat format")
     eos, bos = llama.token_eos(), llama.token_bos()
+    return _formatter(template, _token_text(llama, eos), _token_text(llama, bos), eos)
+
+
+@functools.cache
+def _formatter(
+    template: str, eos: str, bos: str, eos_id: int
+) -> llama_chat_format.Jinja2ChatFormatter:
+    """Compiled once per template (a server serves one model), not once per request."""
     return llama_chat_format.Jinja2ChatFormatter(
-        template=template,
-        eos_token=_token_text(llama, eos),
-        bos_token=_token_text(llama, bos),
-        stop_token_ids=[eos],
+        template=template, eos_token=eos, bos_token=bos, stop_token_ids=[eos_id]
     )
 
 
@@ -103,13 +109,14 @@ def tool_messages(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -
 class _Budget:
     """Tokens left of max_tokens, and the completions that spent them."""
 
-    def __init__(self, max_tokens: int | None, llama: Llama, prompt: str) -> None:
+    def __init__(self, max_tokens: int | None, llama: Llama) -> None:
         self.left = max_tokens or llama.n_ctx()
-        self.prompt_tokens = len(llama.tokenize(prompt.encode(), special=True))
+        self.prompt_tokens = 0  # the conversation's, as the first completion counted it
         self.completion_tokens = 0
         self.hit_limit = False
 
     def spend(self, completion: Any) -> str:
+        self.prompt_tokens = self.prompt_tokens or completion["usage"]["prompt_tokens"]
         used = completion["usage"]["completion_tokens"]
         self.completion_tokens += used
         self.left -= used
@@ -136,7 +143,7 @@ def gguf_tools_handler(
     formatted = gguf_formatter(llama)(messages=tool_messages(messages, tools))
     prompt, stop = formatted.prompt, formatted.stop or []
     stop = [stop] if isinstance(stop, str) else list(stop)
-    budget = _Budget(max_tokens, llama, prompt)
+    budget = _Budget(max_tokens, llama)
     names = [t["function"]["name"] for t in tools]
     forced = tool_choice.get("function", {}).get("name") if isinstance(tool_choice, dict) else None
     choice = f"functions.{forced}:" if forced in names else None

@@ -175,7 +175,7 @@ def report_models_table(report: Report, wide: bool = False) -> Table:
     title = "Scorecard per model (95% Wilson intervals)"
     table = _table(title, _REPORT_COLUMNS if wide else _STACKED_REPORT_COLUMNS, wide)
     table.columns[0].min_width = min(28, max((len(m.label) for m in report.models), default=5))
-    newline = "\n"
+    egress_sep = " " if wide else "\n"
     for m in report.models:
         f = m.overall
         refusals = (
@@ -194,7 +194,7 @@ def report_models_table(report: Report, wide: bool = False) -> Table:
             rate_cell(f.utility_attacked, wide),
             rate_cell(f.canary_leak, wide),
             refusals,
-            f"{m.startup_egress} /{' ' if wide else newline}{f.egress_events}",
+            f"{m.startup_egress} /{egress_sep}{f.egress_events}",
         )
     return table
 
