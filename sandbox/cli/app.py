@@ -14,7 +14,6 @@ from sandbox.backends.embedded import ALIAS, MODELS, EmbeddedModel
 from sandbox.backends.prepare import LLAMA_DIST
 from sandbox.backends.specs import SPEC_FORMS
 from sandbox.carriers import build_artifacts, check_buildable
-from sandbox.chat import Sampling
 from sandbox.cli.render import print_egress_events, safe_text, scenarios_table
 from sandbox.cli.report import ReportRequest, execute_report
 from sandbox.cli.run import RunRequest, execute_run
@@ -101,7 +100,8 @@ def run(
         db_url=db or default_db_url(),
         resume=resume,
         verbose=verbose,
-        sampling=Sampling(max_tokens=max_tokens, seed=seed),
+        max_tokens=max_tokens,
+        seed=seed,
         timeout_s=timeout,
         isolation=_isolation_name(isolation),
         allow_startup_egress=allow_startup_egress,

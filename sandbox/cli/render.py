@@ -18,6 +18,7 @@ from sandbox.report.summary import comparison_sentences, summarise_report
 from sandbox.report.thresholds import ThresholdResult
 from sandbox.runner import TrialResult
 from sandbox.scenarios import ScenarioFile
+from sandbox.status import RunStatus
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
@@ -299,7 +300,7 @@ def provenance_lines(report: Report) -> list[Text]:
             f"tool {run.tool_version}{commit}; {len(run.scenarios)} scenarios × "
             f"{run.repeat} repeat(s); updated {run.updated_at:%Y-%m-%d %H:%M:%S}"
         )
-        style = "" if run.status == "complete" else "bold red"
+        style = "" if run.status == RunStatus.COMPLETE else "bold red"
         lines.append(safe_text(text, style=style))
         lines += [
             safe_text(f"  {_model_provenance(m)}") for m in report.models if m.run_id == run.id

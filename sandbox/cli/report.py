@@ -11,7 +11,6 @@ from pathlib import Path
 
 from rich.console import Console
 
-from sandbox.cli.exits import EXIT_INCOMPLETE, EXIT_THRESHOLD
 from sandbox.cli.files import write_report_file
 from sandbox.cli.render import (
     comparison_table,
@@ -28,9 +27,8 @@ from sandbox.report.html import render_html
 from sandbox.report.junit import render_junit
 from sandbox.report.model import Report
 from sandbox.report.thresholds import ThresholdResult, check_thresholds, parse_thresholds
+from sandbox.status import ExitCode, RunStatus
 from sandbox.store import open_store
-
-COMPLETE = "complete"
 
 
 @dataclass(frozen=True)
@@ -93,13 +91,13 @@ def write_files(report: Report, request: ReportRequest) -> list[tuple[Path, str]
     return written
 
 
-def exit_code(report: Report, results: Sequence[ThresholdResult]) -> int:
+def exit_code(report: Report, results: Sequence[ThresholdResult]) -> ExitCode:
     """3 when a run is not complete (its figures cannot be trusted), 4 when a threshold crossed."""
-    if any(run.status != COMPLETE for run in report.runs):
-        return EXIT_INCOMPLETE
+    if any(run.status != RunStatus.COMPLETE for run in report.runs):
+        return ExitCode.INCOMPLETE
     if any(result.crossed for result in results):
-        return EXIT_THRESHOLD
-    return 0
+        return ExitCode.THRESHOLD
+    return ExitCode.OK
 
 
 def print_scorecard(console: Console, report: Report, full: bool, wide: bool = False) -> None:
@@ -120,7 +118,7 @@ def print_verdict(
 ) -> None:
     """One closing line per problem: which runs did not complete, which thresholds crossed."""
     for run in report.runs:
-        if run.status != COMPLETE:
+        if run.status != RunStatus.COMPLETE:
             console.print(
                 safe_text(
                     f"Run {run.id} is {run.status}, not complete: its figures are not "

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.egress import Capture, EgressEvent
-from sandbox.errors import SandboxError
+from sandbox.errors import ExecError
 from sandbox.isolation import docker
 from sandbox.isolation.jail import Bind
 from sandbox.isolation.namespace import NamespaceSandbox
@@ -30,9 +30,9 @@ class Share:
     writable: bool = False
 
     def resolved(self) -> str:
-        """The absolute path; SandboxError when it does not exist."""
+        """The absolute path; ExecError when it does not exist."""
         if not self.path.exists():
-            raise SandboxError(f"{self.path} does not exist.", hint="Give an existing path.")
+            raise ExecError(f"{self.path} does not exist.", hint="Give an existing path.")
         return str(self.path.resolve())
 
 
@@ -56,7 +56,7 @@ def execute_in_namespace(
     The jail has its own session, so the command cannot type into the caller's terminal.
     """
     if not argv:
-        raise SandboxError("no command to run.", hint="Write it after --, e.g. -- curl URL")
+        raise ExecError("no command to run.", hint="Write it after --, e.g. -- curl URL")
     with tempfile.TemporaryDirectory(prefix="sbx-exec-") as tmp:
         sandbox = NamespaceSandbox(workdir or Path(tmp), "exec")
         sandbox.start()
@@ -76,7 +76,7 @@ def _run(prefix: list[str], argv: Sequence[str], timeout_s: float | None) -> int
         )
         return done.returncode
     except FileNotFoundError as exc:
-        raise SandboxError(f"cannot run {argv[0]!r}: {exc.strerror}.") from exc
+        raise ExecError(f"cannot run {argv[0]!r}: {exc.strerror}.") from exc
     except subprocess.TimeoutExpired:
         return 124
 
@@ -90,7 +90,7 @@ def execute_in_docker(
 ) -> ExecResult:
     """Run `argv` in `image`, hardened as a model container, inside a fresh sink's namespace."""
     if not argv:
-        raise SandboxError("no command to run.", hint="Write it after --, e.g. -- curl URL")
+        raise ExecError("no command to run.", hint="Write it after --, e.g. -- curl URL")
     client = docker.docker_client()
     docker.require_image(client, image)
     with tempfile.TemporaryDirectory(prefix="sbx-exec-") as tmp:

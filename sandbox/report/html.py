@@ -29,6 +29,7 @@ from sandbox.report.model import (
     RunInfo,
 )
 from sandbox.report.summary import comparison_sentences, summarise_report
+from sandbox.status import RunStatus
 
 CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
@@ -98,7 +99,7 @@ def render_html(report: Report) -> str:
 
 def _header(report: Report) -> str:
     scenarios = {s.id for run in report.runs for s in run.scenarios}
-    warnings = "".join(_run_warning(run) for run in report.runs if run.status != "complete")
+    warnings = "".join(_run_warning(run) for run in report.runs if run.status != RunStatus.COMPLETE)
     return (
         f"<header><h1>{TITLE}</h1>"
         f'<p class="meta">Generated {when(report.generated_at)} by sandbox '
@@ -136,7 +137,7 @@ def _runs(runs: Sequence[RunInfo]) -> str:
         [
             text(run.id),
             text(run.status)
-            if run.status == "complete"
+            if run.status == RunStatus.COMPLETE
             else f'<span class="fail">{text(run.status)} (not complete)</span>',
             f"{when(run.created_at)}<br>{when(run.updated_at)}",
             text(run.isolation),

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sandbox.report.model import Comparison, FiguresOut, ModelReport, RateOut, Report, TrialOut
+from sandbox.status import RunStatus
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ def summarise_report(report: Report) -> list[ModelSummary]:
             *_worst_family(model),
             _egress(model, isolation.get(model.run_id, "")),
         ]
-        if status.get(model.run_id, "complete") != "complete":
+        if status.get(model.run_id, RunStatus.COMPLETE) != RunStatus.COMPLETE:
             sentences.append(
                 f"Its run is {status[model.run_id]}: these figures are not final "
                 f"(run the same command again to complete it)."

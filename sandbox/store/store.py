@@ -17,6 +17,7 @@ from sqlmodel import Session, SQLModel, col, create_engine, select
 from sandbox.backends import ModelProvenance
 from sandbox.errors import StoreError
 from sandbox.scenarios import Scenario, ScenarioFile
+from sandbox.status import RunStatus
 from sandbox.store.handle import RunHandle
 from sandbox.store.tables import (
     ADDED_COLUMNS,
@@ -159,19 +160,19 @@ class Store:
             resumed = run is not None
             if run is None:
                 run = _new_run(session, config)
-            run.status, run.updated_at = "running", _now()
+            run.status, run.updated_at = RunStatus.RUNNING.value, _now()
             session.add(run)
             session.commit()
             handle = RunHandle(self.engine, run.id, resumed, *_ids(session, run.id))
         return handle
 
-    def finish_run(self, run_id: str, status: str) -> None:
-        """Mark a run complete, incomplete (errored trials) or interrupted."""
+    def finish_run(self, run_id: str, status: RunStatus) -> None:
+        """Set a run's status (an unknown status is a ValueError: the column holds only these)."""
         with Session(self.engine) as session:
             run = session.get(RunRow, run_id)
             if run is None:
                 raise StoreError(f"no run {run_id} in the database.")
-            run.status, run.updated_at = status, _now()
+            run.status, run.updated_at = RunStatus(status).value, _now()
             session.add(run)
             session.commit()
 
@@ -248,7 +249,7 @@ def _new_run(session: Session, config: RunConfig) -> RunRow:
         key=config.key,
         created_at=now,
         updated_at=now,
-        status="running",
+        status=RunStatus.RUNNING.value,
         isolation=config.isolation,
         tool_version=config.tool_version,
         tool_commit=config.tool_commit,

@@ -30,6 +30,7 @@ from sandbox.isolation import namespace
 from sandbox.report.model import REPORT_SCHEMA_VERSION
 from sandbox.runner import TrialResult, TrialSpec, plan_trials
 from sandbox.scenarios import Scenario, ScenarioFile
+from sandbox.status import RunStatus
 from sandbox.store import RunConfig, open_store
 from tests.helpers import REPO, SCENARIOS, scenario_data
 from tests.report.reports import HOSTILE_TEXT
@@ -118,7 +119,7 @@ class Results:
                 )
             else:
                 handle.record(_result(spec, model, judge(spec)))
-        store.finish_run(handle.run_id, status)
+        store.finish_run(handle.run_id, RunStatus(status))
         store.engine.dispose()
         return handle.run_id
 

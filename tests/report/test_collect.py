@@ -15,6 +15,7 @@ from sandbox.errors import StoreError
 from sandbox.report.collect import build_report, resolve_runs
 from sandbox.report.metrics import wilson
 from sandbox.report.model import REPORT_SCHEMA_VERSION, RateOut, Report
+from sandbox.status import RunStatus
 from sandbox.store import Store, open_store
 from tests.store.test_store import MODEL_SHA, make_config, make_error, make_result, make_specs
 
@@ -42,7 +43,7 @@ def two_model_run(store: Store, key: str = "plan-1") -> str:
     handle.record(make_result(specs[0, "clean"]))
     handle.record(make_result(specs[1, "attacked"]))
     handle.record(make_error(specs[1, "clean"]))
-    store.finish_run(handle.run_id, "incomplete")
+    store.finish_run(handle.run_id, RunStatus.INCOMPLETE)
     return handle.run_id
 
 

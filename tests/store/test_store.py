@@ -23,6 +23,7 @@ from sandbox.egress import EgressEvent
 from sandbox.errors import StoreError
 from sandbox.runner import TrialResult, TrialSpec, plan_trials
 from sandbox.scenarios import Scenario, ScenarioFile
+from sandbox.status import RunStatus
 from sandbox.store import RunConfig, RunHandle, Store, TrialSummary, VerdictSummary, open_store
 from sandbox.store.tables import (
     SCHEMA_VERSION,
@@ -250,7 +251,7 @@ def test_store_begin_run_records_run_models_and_scenarios(store: Store) -> None:
 def test_store_begin_run_resume_returns_the_same_run(store: Store) -> None:
     first = store.begin_run(make_config(), resume=True)
     first.record(make_result(make_specs()[0, "attacked"]))
-    store.finish_run(first.run_id, "interrupted")
+    store.finish_run(first.run_id, RunStatus.INTERRUPTED)
 
     again = store.begin_run(make_config(), resume=True)
 
@@ -283,7 +284,7 @@ def test_store_begin_run_without_resume_starts_a_new_run(store: Store) -> None:
 def test_store_finish_run_sets_status(store: Store) -> None:
     handle = store.begin_run(make_config(), resume=False)
 
-    store.finish_run(handle.run_id, "incomplete")
+    store.finish_run(handle.run_id, RunStatus.INCOMPLETE)
 
     with Session(store.engine) as session:
         run = session.get(RunRow, handle.run_id)
@@ -294,7 +295,7 @@ def test_store_finish_run_sets_status(store: Store) -> None:
 
 def test_store_finish_run_unknown_id_raises(store: Store) -> None:
     with pytest.raises(StoreError, match="no run nope"):
-        store.finish_run("nope", "complete")
+        store.finish_run("nope", RunStatus.COMPLETE)
 
 
 # ---- trials ---------------------------------------------------------------------------------

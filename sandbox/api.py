@@ -1,0 +1,250 @@
+"""`sandbox.evaluate`: the whole of `sandbox run` as one library call.
+
+It loads and validates the scenarios, prepares the models (hashing their files), chooses the
+sandbox, opens the store, resumes the run with the same identity or begins one, runs what is
+not stored yet, sets the run's status and returns the report. `sandbox run` is this call with a
+progress bar and tables around it; a notebook, a CI script or a cluster worker calls it alike.
+
+    from sandbox import evaluate
+
+    result = evaluate("scenarios/hidden-text", models=["embedded"], max_tokens=64)
+    print(result.status, result.attack_success().value)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sandbox import __version__
+from sandbox.backends import ModelProvenance, parse_model_spec, prepare_model
+from sandbox.carriers import check_buildable
+from sandbox.chat import Sampling
+from sandbox.errors import SandboxError, ScenarioError
+from sandbox.isolation.select import IsolationName, choose_isolation, with_image_ids
+from sandbox.paths import default_db_url, results_dir
+from sandbox.report.collect import build_report
+from sandbox.report.model import RateOut, Report
+from sandbox.runner import RunObserver, RunOptions, RunOutcome, plan_trials, run_trials
+from sandbox.scenarios import ScenarioFile, load_scenarios
+from sandbox.status import ExitCode, RunStatus
+from sandbox.store import EgressSummary, RunConfig, Store, open_store
+
+PathLike = str | Path
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What one `evaluate` call did and found: the run, its status and its report."""
+
+    run_id: str
+    status: RunStatus
+    resumed: bool
+    outcome: RunOutcome  # trials run now, resumed from the store, retried after a timeout
+    errored: int  # trials of the whole run (not only this call) that ended in an error
+    egress: EgressSummary
+    report: Report
+    db_url: str
+    isolation: str
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """What `sandbox run` exits with for this result: 0 complete, 3 otherwise."""
+        return ExitCode.for_status(self.status)
+
+    def attack_success(self, model: str | None = None) -> RateOut:
+        """Attack success of one model (its spec or label; the only model when omitted)."""
+        models = self.report.models
+        if model is None and len(models) == 1:
+            return models[0].overall.attack_success
+        for entry in models:
+            if model in (entry.label, entry.provenance.spec):
+                return entry.overall.attack_success
+        names = ", ".join(m.label for m in models)
+        raise KeyError(f"no model {model!r} in this evaluation (models: {names})")
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped the run; finished trials are stored in `run_id`."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(run_id)
+        self.run_id = run_id
+
+
+class EvaluationObserver(RunObserver):
+    """The runner's progress callbacks plus the two steps before the first trial."""
+
+    def preparing(self, models: int) -> None:
+        """Model files are being assembled and hashed (seconds to minutes for large ones)."""
+
+    def run_started(self, run_id: str, resumed: bool, shape: str) -> None:
+        """The run exists in the store; `shape` says what it is made of, in words."""
+
+
+def evaluate(
+    scenarios: PathLike | Sequence[PathLike],
+    models: str | Sequence[str] = ("embedded",),
+    *,
+    repeat: int = 1,
+    concurrency: int = 1,
+    db: str | None = None,
+    resume: bool = True,
+    max_tokens: int = 512,
+    seed: int = 0,
+    timeout_s: float | None = None,
+    isolation: IsolationName = "auto",
+    allow_startup_egress: bool = False,
+    gpus: str = "all",
+    observer: EvaluationObserver | None = None,
+) -> Evaluation:
+    """Run scenarios and their clean twins against models in the sandbox; see the module doc.
+
+    `scenarios` are files or folders of them; `models` are specs as `sandbox run --model` takes
+    them; `db` is a SQLAlchemy URL (default: results/sandbox.db). `timeout_s=None` scales the
+    per-request limit to the speed measured. Raises `SandboxError` for anything the user can fix
+    and `Interrupted` on Ctrl-C, after marking the run interrupted.
+    """
+    observer = observer or EvaluationObserver()
+    files = load_or_fail(_paths(scenarios))
+    sampling = Sampling(max_tokens=max_tokens, seed=seed)
+    specs = [parse_model_spec(m) for m in ([models] if isinstance(models, str) else models)]
+    sandbox = choose_isolation(isolation, any(s.kind != "openai" for s in specs), gpus)
+    db_url = db or default_db_url()
+    store = open_store(db_url)
+    try:
+        observer.preparing(len(specs))
+        threads = max(1, len(os.sched_getaffinity(0)) // max(1, concurrency))
+        prepared = [prepare_model(s, sampling, threads, allow_startup_egress) for s in specs]
+        prepared, images = with_image_ids(sandbox, prepared)
+        identity = _Identity(files, [m.provenance for m in prepared], repeat, sandbox.name, images)
+        options: dict[str, object] = {
+            "concurrency": concurrency,
+            "timeout_s": timeout_s,
+            "allow_startup_egress": allow_startup_egress,
+            **images,
+        }
+        handle = store.begin_run(identity.config(options), resume=resume)
+        observer.run_started(handle.run_id, handle.resumed, identity.shape())
+        run_options = RunOptions(
+            concurrency=concurrency,
+            timeout_s=timeout_s,
+            log_dir=results_dir() / "logs" / handle.run_id,
+            isolation=sandbox,
+            run_id=handle.run_id,
+        )
+        plan = plan_trials(files, len(prepared), repeat, sampling)
+        outcome = _run_and_mark(
+            store, handle.run_id, lambda: run_trials(plan, prepared, handle, run_options, observer)
+        )
+        return _finish(store, handle.run_id, handle.resumed, outcome, db_url, sandbox.name)
+    finally:
+        store.engine.dispose()
+
+
+def _run_and_mark(store: Store, run_id: str, run: Callable[[], RunOutcome]) -> RunOutcome:
+    """Run the trials; an error marks the run failed, Ctrl-C marks it interrupted."""
+    try:
+        return run()
+    except SandboxError:
+        store.finish_run(run_id, RunStatus.FAILED)
+        raise
+    except KeyboardInterrupt:
+        store.finish_run(run_id, RunStatus.INTERRUPTED)
+        raise Interrupted(run_id) from None
+
+
+def _finish(
+    store: Store, run_id: str, resumed: bool, outcome: RunOutcome, db_url: str, isolation: str
+) -> Evaluation:
+    """Set the run's status from its stored trials and capture, and build its report."""
+    errored = sum(s.status == "error" for s in store.trial_summaries(run_id))
+    egress = store.egress_summary(run_id)
+    status = RunStatus.of(errored, egress.capture_complete)
+    store.finish_run(run_id, status)
+    report = build_report(store, [run_id])
+    return Evaluation(run_id, status, resumed, outcome, errored, egress, report, db_url, isolation)
+
+
+def load_or_fail(paths: Sequence[Path]) -> list[ScenarioFile]:
+    """Load scenarios; any invalid file stops the run with every problem listed."""
+    loaded = load_scenarios(paths, check_buildable)
+    if loaded.errors:
+        problems = "\n".join(str(e) for e in loaded.errors)
+        raise ScenarioError(
+            f"{len(loaded.errors)} scenario file(s) are invalid:\n{problems}",
+            hint="Fix them (see `sandbox scenarios validate`), then run again.",
+        )
+    if not loaded.files:
+        raise ScenarioError(
+            f"no scenario files (*.yaml) under {', '.join(map(str, paths))}.",
+            hint="Pass a scenario file or a folder of them, e.g. scenarios/.",
+        )
+    return loaded.files
+
+
+def _paths(scenarios: PathLike | Sequence[PathLike]) -> list[Path]:
+    if isinstance(scenarios, str | Path):
+        return [Path(scenarios)]
+    return [Path(p) for p in scenarios]
+
+
+@dataclass(frozen=True)
+class _Identity:
+    """What a run evaluates; the same identity resumes the same run."""
+
+    files: Sequence[ScenarioFile]
+    models: Sequence[ModelProvenance]
+    repeat: int
+    isolation: str
+    images: dict[str, str]
+
+    def key(self) -> str:
+        identity = {
+            "scenarios": [(f.scenario.id, f.sha256) for f in self.files],
+            "models": [m.model_dump(exclude={"file_path"}) for m in self.models],
+            "repeat": self.repeat,
+            "isolation": self.isolation,
+            "images": self.images,
+        }
+        return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+    def shape(self) -> str:
+        """What the run is made of, in words."""
+        return (
+            f"{len(self.files)} scenarios × 2 variants × {len(self.models)} model(s) × "
+            f"{self.repeat} repeat(s)"
+        )
+
+    def config(self, options: dict[str, object]) -> RunConfig:
+        return RunConfig(
+            key=self.key(),
+            files=self.files,
+            models=self.models,
+            repeat=self.repeat,
+            isolation=self.isolation,
+            options=options,
+            tool_version=__version__,
+            tool_commit=_git_commit(),
+        )
+
+
+def _git_commit() -> str:
+    """The project's commit when run from a checkout, else ''."""
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
