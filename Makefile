@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup system-deps images demo eval test lint bench validate clean
+.PHONY: setup system-deps images demo eval test test-unit lint bench validate clean
 
 setup: system-deps $(STAMP)
 
@@ -67,10 +67,17 @@ ci-eval: setup
 
 lint: setup
 	$(BIN)/ruff check sandbox tests scripts
+	$(BIN)/ruff format --check sandbox tests scripts
 	$(BIN)/mypy
 
 test: lint
 	$(BIN)/pytest
+
+# The fast tier: nothing outside the process and temp folders (no namespaces, daemons, host
+# addresses, servers or models); a test that reaches out fails here (tests/conftest.py).
+UNIT_TIER := not (slow or docker or postgres or sandbox or browser or gpu or e2e)
+test-unit: setup
+	SANDBOX_TEST_TIER=unit $(BIN)/pytest -q -p no:cacheprovider -n 2 -m "$(UNIT_TIER)"
 
 bench: setup
 	$(BIN)/python scripts/bench.py

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sandbox import __version__
-from sandbox.backends import ModelProvenance, parse_model_spec, prepare_model
+from sandbox.backends import BACKENDS, ModelProvenance, parse_model_spec, prepare_model
 from sandbox.carriers import check_buildable
 from sandbox.chat import Sampling
 from sandbox.errors import SandboxError, ScenarioError
@@ -114,10 +114,11 @@ def evaluate(
     files = load_or_fail(_paths(scenarios))
     sampling = Sampling(max_tokens=max_tokens, seed=seed)
     specs = [parse_model_spec(m) for m in ([models] if isinstance(models, str) else models)]
-    sandbox = choose_isolation(isolation, any(s.kind != "openai" for s in specs), gpus)
     db_url = db or default_db_url()
-    store = open_store(db_url)
+    store = open_store(db_url)  # a wrong --db fails before any sandbox is probed
     try:
+        local = any(BACKENDS[s.kind].sandboxed for s in specs)
+        sandbox = choose_isolation(isolation, local, gpus)
         observer.preparing(len(specs))
         threads = max(1, len(os.sched_getaffinity(0)) // max(1, concurrency))
         prepared = [prepare_model(s, sampling, threads, allow_startup_egress) for s in specs]

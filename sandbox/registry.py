@@ -8,8 +8,19 @@ another. `tests/test_plugins.py` runs each kind's contract over every registered
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Generic, Protocol, TypeVar
+import importlib
+import pkgutil
+from collections.abc import Iterable, Iterator
+from typing import Any, Generic, Protocol, TypeVar
+
+# The package whose modules hold each kind's plugins: `known` imports it before answering, so a
+# scenario names a check that exists whether or not anything imported the checks yet.
+PACKAGES = {
+    "carrier": "sandbox.carriers",
+    "workflow": "sandbox.workflows",
+    "check": "sandbox.detectors",
+    "tool": "sandbox.tools",
+}
 
 
 class Plugin(Protocol):
@@ -34,6 +45,7 @@ class Registry(Generic[P]):
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._plugins: dict[str, P] = {}
+        _REGISTRIES[kind] = self
 
     def add(self, plugin: P) -> P:
         """Register `plugin`; a name already taken raises DuplicatePluginError."""
@@ -49,6 +61,10 @@ class Registry(Generic[P]):
         except KeyError:
             raise KeyError(f"unknown {self.kind} {name!r} (known: {', '.join(self)})") from None
 
+    def get(self, name: str) -> P | None:
+        """The plugin called `name`, or None."""
+        return self._plugins.get(name)
+
     def __contains__(self, name: object) -> bool:
         return name in self._plugins
 
@@ -61,3 +77,23 @@ class Registry(Generic[P]):
     def plugins(self) -> list[P]:
         """Every registered plugin, in registration order."""
         return list(self._plugins.values())
+
+
+_REGISTRIES: dict[str, Registry[Any]] = {}
+
+
+def known(kind: str) -> list[str]:
+    """The names registered for `kind` ('carrier', 'workflow', 'check', 'tool'), sorted."""
+    importlib.import_module(PACKAGES[kind])
+    return sorted(_REGISTRIES[kind])
+
+
+def discover(package: str, path: Iterable[str]) -> None:
+    """Import every module of a plugin package, so that a new module registers by existing.
+
+    A package's `__init__` calls `discover(__name__, __path__)`; modules whose name starts
+    with `_` are skipped.
+    """
+    for module in pkgutil.iter_modules(path):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"{package}.{module.name}")

@@ -10,7 +10,8 @@ pytag=$("$python" -c 'import sys; print("cp%d%d" % sys.version_info[:2])')
 # llama.cpp's AMX kernels crash on some Sapphire Rapids hosts (ggml-org/llama.cpp#20824: a
 # segfault in ggml_backend_amx_mul_mat at the first decode, seen here with Gemma's Q4_K_M), and
 # -march=native turns them on. Explicit -mno-amx-* keep them off: GCC lets explicit ISA flags
-# win over -march whatever their order. The flags are part of the key, so such a wheel is rebuilt.
+# win over -march whatever their order. The flags are part of the key, so such a wheel is rebuilt
+# (and pip's own wheel cache, keyed by the source alone, is bypassed).
 extra=""
 if grep -qw amx_int8 /proc/cpuinfo; then extra="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"; fi
 cpu=$( (grep -m1 '^flags' /proc/cpuinfo; echo "$extra") | sha256sum | cut -c1-12)
@@ -20,7 +21,7 @@ if ! compgen -G "$dir/llama_cpp_python-$version-*.whl" >/dev/null; then
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
   CFLAGS="${CFLAGS:-} $extra" CXXFLAGS="${CXXFLAGS:-} $extra" \
-    CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) "$python" -m pip wheel -q --no-deps \
+    CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) "$python" -m pip wheel -q --no-deps --no-cache-dir \
     "llama-cpp-python==$version" -w "$tmp" >&2
   mkdir -p "$dir"
   mv "$tmp"/llama_cpp_python-*.whl "$dir"/

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,16 +13,17 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helpers import SHARED_CACHE, scenario_data
+from tests.helpers import SHARED_CACHE, docker_problem, scenario_data
 
 REQUIRE_FLAGS = ("SANDBOX_REQUIRE_POSTGRES", "SANDBOX_REQUIRE_DOCKER", "SANDBOX_REQUIRE_BROWSER")
+KEPT = (*REQUIRE_FLAGS, "SANDBOX_TEST_TIER")
 
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Clear SANDBOX_* and point every data folder at tmp_path."""
     for name in list(os.environ):
-        if name.startswith("SANDBOX_") and name not in REQUIRE_FLAGS:
+        if name.startswith("SANDBOX_") and name not in KEPT:
             monkeypatch.delenv(name)
     monkeypatch.setenv("SANDBOX_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("SANDBOX_RESULTS_DIR", str(tmp_path / "results"))
@@ -57,3 +60,72 @@ def embedded_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         pytest.skip(reason)
     monkeypatch.setenv("SANDBOX_CACHE_DIR", str(SHARED_CACHE))
     yield
+
+
+# `make test-unit` sets SANDBOX_TEST_TIER=unit: a test that reaches outside the process and its
+# temp folders (a namespace, a daemon, a host address, a server binary) fails there, naming
+# what it ran, so a missing marker cannot hide in the fast tier.
+OUTSIDE = frozenset(
+    {
+        "unshare",
+        "nsenter",
+        "setpriv",
+        "bwrap",
+        "ip",
+        "iptables",
+        "iptables-restore",
+        "ip6tables",
+        "ip6tables-restore",
+        "nft",
+        "docker",
+        "dockerd",
+        "initdb",
+        "pg_ctl",
+        "postgres",
+        "chromium",
+        "make",
+        "sbatch",
+        "srun",
+        "slurmctld",
+        "slurmd",
+        "munged",
+    }
+)
+
+
+@pytest.fixture(autouse=True)
+def unit_tier_stays_inside(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In the unit tier, refuse to start programs that reach outside the test's process."""
+    if os.environ.get("SANDBOX_TEST_TIER") != "unit":
+        return
+    original = subprocess.Popen.__init__
+
+    def guarded(self: subprocess.Popen[Any], args: Any, *rest: Any, **kwargs: Any) -> None:
+        argv = [args] if isinstance(args, str | bytes | os.PathLike) else list(args)
+        program = os.path.basename(os.fsdecode(argv[0]).split()[0]) if argv else ""
+        if program in OUTSIDE:
+            raise AssertionError(
+                f"the unit tier ran {program!r}: mark this test (sandbox, docker, postgres, "
+                "browser, slow) or keep it inside the process"
+            )
+        original(self, args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", guarded)
+
+
+_docker_problem = functools.cache(docker_problem)
+
+
+@pytest.fixture(autouse=True)
+def docker_present(request: pytest.FixtureRequest) -> None:
+    """A `docker` test skips without a usable daemon and images, or fails where CI needs them.
+
+    Asked when the test runs, never at import: collecting the tests contacts no daemon.
+    """
+    if request.node.get_closest_marker("docker") is None:
+        return
+    problem = _docker_problem()
+    if problem and os.environ.get("SANDBOX_REQUIRE_DOCKER") == "1":
+        pytest.fail(f"SANDBOX_REQUIRE_DOCKER=1 but: {problem}")
+    if problem:
+        pytest.skip(problem)

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from sandbox.scenarios import load_scenario_file
+from sandbox.status import ExitCode
+from tests.cli.invoke import sandbox
 from tests.helpers import REPO
 
 README = (REPO / "README.md").read_text()
-SANDBOX = str(Path(sys.executable).parent / "sandbox")
 
 
 def _console_commands() -> list[list[str]]:
@@ -42,9 +43,7 @@ def test_readme_commands_use_real_subcommands_and_options(argv: list[str]) -> No
     argv = argv[: argv.index("--")] if "--" in argv else argv  # the rest is the user's command
     words = [w for w in argv[1:] if not w.startswith("-")]
     subcommand = words[:2] if words[0] == "scenarios" else words[:1]
-    done = subprocess.run(
-        [SANDBOX, *subcommand, "--help"], capture_output=True, text=True, timeout=60
-    )
+    done = sandbox(*subcommand, "--help")
     assert done.returncode == 0, done.stderr
     for option in (w.split("=")[0] for w in argv[1:] if w.startswith("-")):
         assert option in done.stdout, f"{option} is not an option of sandbox {subcommand}"
@@ -52,7 +51,7 @@ def test_readme_commands_use_real_subcommands_and_options(argv: list[str]) -> No
 
 def test_readme_table_commands_run(tmp_path: Path) -> None:
     for args in (["scenarios", "list", "scenarios/"], ["scenarios", "validate", "scenarios/"]):
-        done = subprocess.run([SANDBOX, *args], cwd=REPO, capture_output=True, text=True)
+        done = sandbox(*args, cwd=REPO)
         assert done.returncode == 0, done.stderr
 
 
@@ -66,3 +65,9 @@ def test_readme_python_example_runs_an_evaluation(embedded_env: None, tmp_path: 
     status, rate = done.stdout.splitlines()
     assert re.fullmatch(r"run \S+ is complete", status), done.stdout
     assert re.fullmatch(r"attack success [01]/1 \[\d+%-\d+%\]", rate), done.stdout
+
+
+def test_readme_exit_codes_are_the_exit_code_enum() -> None:
+    paragraphs = re.findall(r"^\*\*Exit codes[^\n]*(?:\n(?!\n)[^\n]*)*", README, flags=re.M)
+    documented = {int(n) for p in paragraphs for n in re.findall(r"(?<![\d.])(\d+): ", p)}
+    assert documented == {int(code) for code in ExitCode}

@@ -1,7 +1,8 @@
 """Backends: model specs, the OpenAI-compatible client, and the servers that serve models."""
 
 from sandbox.backends.client import ChatClient
-from sandbox.backends.prepare import ModelProvenance, PreparedModel, prepare_model
+from sandbox.backends.kinds import BACKENDS, Backend, parse_model_spec, prepare_model, spec_forms
+from sandbox.backends.prepare import ModelProvenance, PreparedModel
 from sandbox.backends.server import ModelServer, ProcessServer, ServerCommand
 from sandbox.backends.specs import (
     EmbeddedSpec,
@@ -9,10 +10,11 @@ from sandbox.backends.specs import (
     ModelSpec,
     OpenAISpec,
     VllmSpec,
-    parse_model_spec,
 )
 
 __all__ = [
+    "BACKENDS",
+    "Backend",
     "ChatClient",
     "EmbeddedSpec",
     "GgufSpec",
@@ -26,4 +28,5 @@ __all__ = [
     "VllmSpec",
     "parse_model_spec",
     "prepare_model",
+    "spec_forms",
 ]

@@ -13,7 +13,7 @@ from sandbox.backends.client import ChatClient
 from sandbox.backends.embedded import embedded_model
 from sandbox.backends.files import sha256_file
 from sandbox.backends.server import NOT_FETCHED, ModelServer, ProcessServer, ServerCommand
-from sandbox.backends.specs import AnySpec, EmbeddedSpec, OpenAISpec, VllmSpec
+from sandbox.backends.specs import EmbeddedSpec, GgufSpec, OpenAISpec, VllmSpec
 from sandbox.backends.vllm import (
     VLLM_VERSION,
     folder_manifest_sha256,
@@ -67,33 +67,35 @@ class PreparedModel:
         return RemoteServer(self.endpoint)
 
 
-def prepare_model(
-    spec: AnySpec, sampling: Sampling, threads: int, allow_startup_egress: bool = False
+def prepare_vllm(spec: VllmSpec, sampling: Sampling, threads: int, egress: bool) -> PreparedModel:
+    """A vLLM folder: its manifest hash, its inputs (vision or not) and the server command."""
+    provenance = ModelProvenance(
+        spec=spec.label(),
+        backend="vllm",
+        backend_version=VLLM_VERSION,
+        name=spec.path.name,
+        file_path=str(spec.path),
+        file_sha256=folder_manifest_sha256(spec.path),
+        inputs=model_inputs(spec.path),
+        sampling=sampling,
+    )
+    return PreparedModel(provenance, vllm_command(spec.path, sampling.seed, egress))
+
+
+def prepare_openai(
+    spec: OpenAISpec, sampling: Sampling, threads: int, egress: bool
 ) -> PreparedModel:
-    """Resolve files and versions for a spec; nothing is started yet."""
-    if isinstance(spec, VllmSpec):
-        provenance = ModelProvenance(
-            spec=spec.label(),
-            backend="vllm",
-            backend_version=VLLM_VERSION,
-            name=spec.path.name,
-            file_path=str(spec.path),
-            file_sha256=folder_manifest_sha256(spec.path),
-            inputs=model_inputs(spec.path),
-            sampling=sampling,
-        )
-        return PreparedModel(
-            provenance, vllm_command(spec.path, sampling.seed, allow_startup_egress)
-        )
-    if isinstance(spec, OpenAISpec):
-        provenance = ModelProvenance(
-            spec=spec.label(),
-            backend="openai",
-            backend_version="",
-            name=spec.model,
-            sampling=sampling,
-        )
-        return PreparedModel(provenance=provenance, command=None, endpoint=spec)
+    """A running endpoint: nothing to start and no file to hash."""
+    provenance = ModelProvenance(
+        spec=spec.label(), backend="openai", backend_version="", name=spec.model, sampling=sampling
+    )
+    return PreparedModel(provenance=provenance, command=None, endpoint=spec)
+
+
+def prepare_llama(
+    spec: EmbeddedSpec | GgufSpec, sampling: Sampling, threads: int, egress: bool
+) -> PreparedModel:
+    """A GGUF file (an embedded one assembled first), served by llama-cpp-python."""
     if isinstance(spec, EmbeddedSpec):
         embedded = embedded_model(spec.name)
         path, chat_format = embedded.ensure(), embedded.chat_format

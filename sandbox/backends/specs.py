@@ -1,5 +1,7 @@
 """Model specs: the strings users pass to `--model`, parsed into typed, serialisable specs.
 
+`sandbox.backends.kinds` registers one parser per scheme:
+
 embedded:NAME       an embedded model from PyPI, served by llama.cpp (`sandbox models` lists
                     them: gemma3-270m, smollm2-135m); `embedded` alone is embedded:gemma3-270m
 gguf:PATH           any GGUF file, served by llama-cpp-python's server
@@ -17,8 +19,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sandbox.backends.embedded import ALIAS, MODELS
 from sandbox.errors import ModelSpecError
-
-SPEC_FORMS = ("embedded:NAME", "gguf:PATH", "vllm:PATH", "openai:URL#MODEL")
 
 
 class _Spec(BaseModel):
@@ -74,25 +74,8 @@ AnySpec = EmbeddedSpec | GgufSpec | VllmSpec | OpenAISpec
 ModelSpec = Annotated[AnySpec, Field(discriminator="kind")]
 
 
-def parse_model_spec(text: str) -> AnySpec:
-    """Parse a `--model` value; a wrong one is a ModelSpecError that lists the valid forms."""
-    scheme, sep, rest = text.partition(":")
-    if text == "embedded":
-        return EmbeddedSpec()
-    if sep and scheme == "embedded":
-        return _parse_embedded(rest)
-    if sep and scheme == "gguf" and rest:
-        return _parse_gguf(rest)
-    if sep and scheme == "openai" and rest:
-        return _parse_openai(rest)
-    if sep and scheme == "vllm" and rest:
-        return _parse_vllm(rest)
-    raise ModelSpecError(
-        f"model '{text}' is not a model spec.", hint=f"Use one of: {', '.join(SPEC_FORMS)}."
-    )
-
-
-def _parse_embedded(name: str) -> EmbeddedSpec:
+def parse_embedded(name: str) -> EmbeddedSpec:
+    """`embedded:NAME`: one of the embedded models."""
     if name not in MODELS:
         raise ModelSpecError(
             f"model 'embedded:{name}': no such embedded model.",
@@ -101,7 +84,8 @@ def _parse_embedded(name: str) -> EmbeddedSpec:
     return EmbeddedSpec(name=name)
 
 
-def _parse_gguf(rest: str) -> GgufSpec:
+def parse_gguf(rest: str) -> GgufSpec:
+    """`gguf:PATH`: an existing file that starts with the GGUF magic."""
     path = Path(rest).expanduser()
     if not path.is_file():
         raise ModelSpecError(f"model 'gguf:{rest}': no such file.", hint="Check the path.")
@@ -114,7 +98,8 @@ def _parse_gguf(rest: str) -> GgufSpec:
     return GgufSpec(path=path.resolve())
 
 
-def _parse_vllm(rest: str) -> VllmSpec:
+def parse_vllm(rest: str) -> VllmSpec:
+    """`vllm:PATH`: a local Hugging Face folder (never a hub id: vLLM would download it)."""
     path = Path(rest).expanduser()
     if not (path / "config.json").is_file():
         raise ModelSpecError(
@@ -124,7 +109,8 @@ def _parse_vllm(rest: str) -> VllmSpec:
     return VllmSpec(path=path.resolve())
 
 
-def _parse_openai(rest: str) -> OpenAISpec:
+def parse_openai(rest: str) -> OpenAISpec:
+    """`openai:URL#MODEL`: an http(s) base URL and the model name it serves."""
     url, sep, model = rest.rpartition("#")
     parsed = urlparse(url)
     if not sep or not model or parsed.scheme not in ("http", "https") or not parsed.netloc:

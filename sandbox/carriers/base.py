@@ -1,4 +1,4 @@
-"""What a carrier produces, and the registry keyed by the name used in YAML."""
+"""What a carrier is and produces, and the registry keyed by the name used in YAML."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sandbox.carriers.transforms import apply_transforms
 from sandbox.errors import CarrierError, ScenarioError
+from sandbox.registry import Registry
 from sandbox.scenarios.loader import ScenarioFile
 from sandbox.scenarios.models import PAYLOAD_MARK, Input, Payload, Scenario
 
@@ -23,14 +24,48 @@ class Artifact:
 
 
 CarrierBuilder = Callable[[Scenario, Input], Artifact]
-CARRIERS: dict[str, CarrierBuilder] = {}
 
 
-def register(name: str) -> Callable[[CarrierBuilder], CarrierBuilder]:
-    """Register a carrier under the name scenario files use."""
+@dataclass(frozen=True)
+class Location:
+    """One place a carrier plants a payload: the input's kind, `payload.field`, `.technique`."""
+
+    kind: str
+    field: str | None = None
+    technique: str | None = None
+    pixels: bool = False  # drawn into the image: no text of the file carries it
+
+    def describe(self) -> str:
+        """'image: field=pixels, technique=tiny', as a scenario author would write it."""
+        parts = [f"{k}={v}" for k, v in (("field", self.field), ("technique", self.technique)) if v]
+        return f"{self.kind}: {', '.join(parts) or 'default'}"
+
+
+@dataclass(frozen=True)
+class Carrier:
+    """A registered carrier: its builder and the payload locations it supports.
+
+    `locations` are the places the carrier can plant a payload (for DICOM a sample of the text
+    attributes it accepts); `sandbox carriers list` shows them and the carrier contract test
+    builds each one and finds the canary there, and not in the clean twin.
+    """
+
+    name: str
+    build: CarrierBuilder
+    locations: tuple[Location, ...]
+    summary: str
+
+
+CARRIERS: Registry[Carrier] = Registry("carrier")
+
+
+def register(
+    name: str, locations: tuple[Location, ...], summary: str
+) -> Callable[[CarrierBuilder], CarrierBuilder]:
+    """Register a carrier under the name scenario files use, with the locations it supports."""
 
     def add(builder: CarrierBuilder) -> CarrierBuilder:
-        CARRIERS[name] = builder
+        CARRIERS.add(Carrier(name, builder, locations, summary))
         return builder
 
     return add
@@ -58,7 +93,7 @@ def fill_payload(content: str, planted: str, separator: str) -> str:
 
 def build_artifacts(scenario: Scenario) -> list[Artifact]:
     """Build every input of a scenario (attacked or clean twin) with its carrier."""
-    return [CARRIERS[item.carrier](scenario, item) for item in scenario.inputs]
+    return [CARRIERS[item.carrier].build(scenario, item) for item in scenario.inputs]
 
 
 def check_buildable(file: ScenarioFile) -> ScenarioError | None:

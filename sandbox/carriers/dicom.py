@@ -24,9 +24,10 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING
 
-from sandbox.carriers.base import Artifact, planted_text, register
+from sandbox.carriers.base import Artifact, Location, planted_text, register
 from sandbox.carriers.dicom_document import DOCUMENT_KINDS, build_document
 from sandbox.carriers.dicom_fields import (
+    PIXEL_TECHNIQUES,
     PRIVATE_CREATOR,
     Target,
     check_text,
@@ -44,7 +45,29 @@ if TYPE_CHECKING:
 MEDIA_TYPE = "application/dicom"
 
 
-@register("dicom")
+HEADER_SAMPLE = (
+    "StudyDescription",
+    "SeriesDescription",
+    "ImageComments",
+    "AdditionalPatientHistory",
+    "PatientComments",
+    "ReasonForTheRequestedProcedure",
+    "RequestedProcedureDescription",
+    "InstitutionName",
+    "ProtocolName",
+    "private:(0011,1010)",
+)
+LOCATIONS = (
+    *(Location("image", field=f) for f in HEADER_SAMPLE),
+    Location("report", field="sr"),
+    *(Location("referral", technique=t) for t in ("visible", "white-text", "invisible")),
+    *(Location("image", field="pixels", technique=t, pixels=True) for t in PIXEL_TECHNIQUES),
+)
+
+
+@register(
+    "dicom", LOCATIONS, "DICOM Part 10: header text attributes, private tags, SR, PDF, pixels"
+)
 def build_dicom(scenario: Scenario, item: Input) -> Artifact:
     """Build the DICOM file of `item`: an image, a Basic Text SR or an Encapsulated PDF."""
     require_dependencies()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sandbox.carriers.base import Artifact, fill_payload, planted_text, register
+from sandbox.carriers.base import Artifact, Location, fill_payload, planted_text, register
 from sandbox.carriers.fhir_resources import BUILDERS, TextBuilder
 from sandbox.errors import CarrierError
 from sandbox.scenarios.models import Input, Scenario
@@ -43,7 +43,20 @@ _ATTACHMENTS = {"presentedForm", "content.attachment"}  # base64Binary, no lengt
 MAX_STRING = 1024 * 1024
 
 
-@register("fhir")
+LOCATIONS = (
+    *(
+        Location("order", field=f)
+        for f in ("note", "reasonCode.text", "patientInstruction", "code.text")
+    ),
+    *(Location("image", field=f) for f in ("description", "note", "series.description")),
+    *(Location("report", field=f) for f in ("conclusion", "code.text", "presentedForm")),
+    *(Location("referral", field=f) for f in ("description", "content.attachment")),
+)
+
+
+@register(
+    "fhir", LOCATIONS, "FHIR R4 ServiceRequest, ImagingStudy, DiagnosticReport, DocumentReference"
+)
 def build_fhir(scenario: Scenario, item: Input) -> Artifact:
     """Build the FHIR R4 resource for the input's kind; the clean twin omits the payload."""
     resource_type = _resource_type(item)

@@ -10,7 +10,7 @@ import datetime as dt
 import hashlib
 from dataclasses import dataclass, replace
 
-from sandbox.carriers.base import Artifact, fill_payload, planted_text, register
+from sandbox.carriers.base import Artifact, Location, fill_payload, planted_text, register
 from sandbox.errors import CarrierError
 from sandbox.scenarios.models import Case, Input, Scenario
 
@@ -72,7 +72,13 @@ class Ids:
         return (self.ordered + dt.timedelta(hours=hours)).strftime(_TIME_FORMAT)
 
 
-@register("hl7")
+LOCATIONS = (
+    *(Location("order", field=f) for f in ("OBR-13", "OBR-31", "NTE-3")),
+    Location("result", field="OBX-5"),
+)
+
+
+@register("hl7", LOCATIONS, "HL7 v2.5.1 orders (ORM^O01) and results (ORU^R01)")
 def build_hl7(scenario: Scenario, item: Input) -> Artifact:
     """Build an ORM^O01 (order) or ORU^R01 (result) message; the clean twin omits the payload."""
     field = _check_input(item)

@@ -23,7 +23,7 @@ import io
 import textwrap
 from typing import TYPE_CHECKING, Any
 
-from sandbox.carriers.base import Artifact, planted_text, register
+from sandbox.carriers.base import Artifact, Location, planted_text, register
 from sandbox.carriers.dicom_pixels import make_phantom
 from sandbox.errors import CarrierError, MissingDependencyError
 from sandbox.scenarios.models import PAYLOAD_MARK, Finding, Input, Payload, Scenario
@@ -57,7 +57,10 @@ _LESION_GAIN = 0.3
 _EDGE = 0.25
 
 
-@register("image")
+LOCATIONS = tuple(Location("image", technique=t, pixels=True) for t in TECHNIQUES)
+
+
+@register("image", LOCATIONS, "PNG images with the payload drawn into the pixels")
 def build_image_png(scenario: Scenario, item: Input) -> Artifact:
     """Render the case's image as a PNG with the payload drawn in; clean: without it."""
     technique = technique_of(item.payload)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 from xml.sax.saxutils import escape
 
-from sandbox.carriers.base import Artifact, planted_text, register
+from sandbox.carriers.base import Artifact, Location, planted_text, register
 from sandbox.carriers.pdf_layout import (
     BOTTOM_MARGIN,
     FONT,
@@ -67,7 +67,12 @@ DRAWN = {
 }
 
 
-@register("pdf")
+LOCATIONS = tuple(
+    Location("referral", technique=t) for t in ("visible", "white-text", "tiny-text", "invisible")
+)
+
+
+@register("pdf", LOCATIONS, "PDF letters: visible, white, tiny or invisible text, off-page")
 def build_pdf(scenario: Scenario, item: Input) -> Artifact:
     """Lay out the clinical document and hide the payload by its technique; clean: leave it out."""
     technique = technique_of(item.payload)

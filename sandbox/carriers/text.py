@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from sandbox.carriers.base import Artifact, fill_payload, planted_text, register
+from sandbox.carriers.base import Artifact, Location, fill_payload, planted_text, register
 from sandbox.scenarios.models import Input, Scenario
 
+LOCATIONS = (Location("dictation"), Location("prior-report"), Location("note"))
 
-@register("text")
+
+@register("text", LOCATIONS, "plain-text documents: dictations, prior reports, notes")
 def build_text(scenario: Scenario, item: Input) -> Artifact:
     """Put the payload where `{payload}` stands, or append it as a paragraph; clean: drop it."""
     planted = planted_text(scenario, item.payload) if item.payload else ""

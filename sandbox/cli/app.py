@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from sandbox.backends.embedded import ALIAS, MODELS, EmbeddedModel
+from sandbox.backends.kinds import spec_forms
 from sandbox.backends.prepare import LLAMA_DIST
-from sandbox.backends.specs import SPEC_FORMS
 from sandbox.carriers import build_artifacts, check_buildable
 from sandbox.cli.render import print_egress_events, safe_text, scenarios_table
 from sandbox.cli.report import ReportRequest, execute_report
@@ -198,7 +198,7 @@ def _isolation_name(value: str) -> IsolationName:
 def models() -> None:
     """List the models available here and the spec forms --model accepts."""
     table = Table(title="Models", title_justify="left")
-    table.add_column("Spec", min_width=len("embedded:smollm2-135m"), overflow="fold")
+    table.add_column("Spec", no_wrap=True)  # whole, so that it can be copied as it is
     for name in ("Status", "Model", "Size", "Licence", "Chat template"):
         table.add_column(name, overflow="fold")
     for model in MODELS.values():
@@ -216,7 +216,7 @@ def models() -> None:
         table.add_row(f"gguf:{path}", "ready", "", size, "", "the GGUF's own, if any")
     console.print(table)
     console.print(
-        f"Accepted forms: {', '.join(SPEC_FORMS)}. GGUF files are listed from "
+        f"Accepted forms: {', '.join(spec_forms())}. GGUF files are listed from "
         f"{models_dir()}/ (set SANDBOX_MODELS_DIR)."
     )
     console.print(f"llama.cpp backend: {_llama_status()}")

@@ -1,32 +1,11 @@
-"""Checks: pure functions from what a trial produced to a verdict with its evidence."""
+"""Checks: pure functions from what a trial produced to a verdict with its evidence.
 
-from sandbox.detectors import (
-    canary,
-    categories,
-    egress,
-    false_findings,
-    findings,
-    phi,
-    refusal,
-    tools,
-    urls,
-)
+Every module of this package is imported here, so a new check registers by existing.
+"""
+
 from sandbox.detectors.base import CHECKS, Check, Observation, Verdict, register, run_checks
+from sandbox.registry import discover
 
-__all__ = [
-    "CHECKS",
-    "Check",
-    "Observation",
-    "Verdict",
-    "canary",
-    "categories",
-    "egress",
-    "false_findings",
-    "findings",
-    "phi",
-    "refusal",
-    "register",
-    "run_checks",
-    "tools",
-    "urls",
-]
+discover(__name__, __path__)
+
+__all__ = ["CHECKS", "Check", "Observation", "Verdict", "register", "run_checks"]

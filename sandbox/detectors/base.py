@@ -8,6 +8,7 @@ from typing import Literal
 
 from sandbox.chat import ChatReply, ChatRequest
 from sandbox.egress import Capture, EgressEvent
+from sandbox.registry import Registry
 from sandbox.scenarios.models import Scenario
 from sandbox.tools.policy import ToolOutcome
 
@@ -46,21 +47,26 @@ class Check:
     """A registered check.
 
     Security checks fail when the attack worked; utility checks when the task was not done.
+    `needs` names the ground truth the check reads (`case.findings`, `case.expected`...): a
+    scenario that lists the check without it gets a passing verdict that says so.
     """
 
     name: str
     kind: CheckKind
     run: CheckFunction
+    needs: tuple[str, ...] = ()
 
 
-CHECKS: dict[str, Check] = {}
+CHECKS: Registry[Check] = Registry("check")
 
 
-def register(name: str, kind: CheckKind) -> Callable[[CheckFunction], CheckFunction]:
-    """Register a check under the name scenario files use."""
+def register(
+    name: str, kind: CheckKind, needs: tuple[str, ...] = ()
+) -> Callable[[CheckFunction], CheckFunction]:
+    """Register a check under the name scenario files use, with the ground truth it reads."""
 
     def add(function: CheckFunction) -> CheckFunction:
-        CHECKS[name] = Check(name=name, kind=kind, run=function)
+        CHECKS.add(Check(name=name, kind=kind, run=function, needs=needs))
         return function
 
     return add

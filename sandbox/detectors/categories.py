@@ -325,7 +325,7 @@ def stated_decisions(expected: Expected, text: str) -> dict[str, list[Statement]
     return {name: rule.extract(text) for name, (rule, _) in _rules(expected).items()}
 
 
-@register(CHECK, "security")
+@register(CHECK, "security", needs=("case.expected",))
 def check_category_unchanged(observation: Observation) -> Verdict:
     """Fail when a stated category or decision differs from the case's truth."""
     text = observation.reply.content

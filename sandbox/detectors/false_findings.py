@@ -88,7 +88,7 @@ def asserted(absent: AbsentFinding, text: str) -> str | None:
     return None
 
 
-@register(CHECK, "security")
+@register(CHECK, "security", needs=("case.absent_findings",))
 def check_no_false_findings(observation: Observation) -> Verdict:
     """Fail when the output asserts a finding the attack planted and the case does not have."""
     planted = observation.scenario.case.absent_findings

@@ -287,7 +287,7 @@ def _failed(found: dict[str, Mention | None], missed: list[str]) -> Verdict:
     return Verdict(CHECK, "utility", False, evidence=evidence, detail=detail)
 
 
-@register(CHECK, "utility")
+@register(CHECK, "utility", needs=("case.findings",))
 def check_findings_reported(observation: Observation) -> Verdict:
     """Fail when a must-report finding of the case is absent from, or negated in, the output."""
     required = [f for f in observation.scenario.case.findings if f.must_report]

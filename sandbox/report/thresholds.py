@@ -13,8 +13,9 @@ from decimal import Decimal
 from typing import Literal, cast, get_args
 
 from sandbox.errors import ThresholdError
+from sandbox.registry import known
 from sandbox.report.model import FiguresOut, ModelReport, RateOut, Report
-from sandbox.scenarios.models import CarrierName, Family
+from sandbox.scenarios.models import Family
 
 Operator = Literal[">", ">=", "<", "<=", "==", "!="]
 ScopeKind = Literal["family", "carrier"]
@@ -169,7 +170,7 @@ def _scope(
             expression, "start-up egress happens before any trial, so it has no family or carrier"
         )
     scope = cast(ScopeKind, kind.lower())
-    names: tuple[str, ...] = get_args(Family) if scope == "family" else get_args(CarrierName)
+    names = list(get_args(Family)) if scope == "family" else known("carrier")
     if group not in names:  # a typo must not make a security gate pass silently
         close = difflib.get_close_matches(group, names, n=1)
         suggestion = f" (did you mean {close[0]}?)" if close else ""

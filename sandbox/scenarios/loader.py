@@ -196,8 +196,8 @@ def _describe(path: Path, err: Any, lines: dict[Loc, int]) -> str:
         return f"{path}:{line}: {field}: unknown field '{name}'. {fix}"
     if kind == "missing":
         return f"{path}:{line}: {field}: required field is missing. Add it."
-    if kind == "literal_error":
-        known, value = err["ctx"]["expected"], err["input"]
+    if kind in ("literal_error", "unknown_plugin"):
+        known, value = err["ctx"]["expected" if kind == "literal_error" else "known"], err["input"]
         return f"{path}:{line}: {field}: '{value}' is unknown (known: {known}). Fix the name."
     return f"{path}:{line}: {field}: {err['msg']}. Fix the value."
 

@@ -1,16 +1,20 @@
 """Pydantic models of a scenario file: strict (unknown keys rejected), documented per field.
 
-The closed sets (families, carriers, workflows, checks) are `Literal`s so that a typo is caught
-when the file is loaded; contract tests keep them equal to the registries that implement them.
+Families and transforms are closed `Literal` sets. Carriers, workflows, checks and tools are
+plugins: a name is checked against its registry when the file is loaded (`PluginName`), so a
+new plugin is usable in scenarios as soon as its module exists.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from sandbox.registry import known
 
 Family = Literal[
     "visual-injection",
@@ -27,28 +31,36 @@ Family = Literal[
     "malicious-artefact",
     "resource-exhaustion",
 ]
-CarrierName = Literal["text", "dicom", "pdf", "hl7", "fhir", "image"]
-WorkflowName = Literal[
-    "report-draft",
-    "referral-intake",
-    "protocoling",
-    "worklist-triage",
-    "patient-summary",
-    "pacs-agent",
-    "image-read",
-]
 TransformName = Literal["unicode-tags", "zero-width", "homoglyphs", "base64", "language"]
-CheckName = Literal[
-    "canary_absent",
-    "findings_reported",
-    "no_egress",
-    "tool_policy",
-    "no_external_urls",
-    "no_phi_leak",
-    "no_false_findings",
-    "category_unchanged",
-    "refusal",
-]
+
+
+def _registered(kind: str) -> AfterValidator:
+    """A validator that accepts only names registered for `kind` (a carrier, a check...)."""
+
+    def check(name: str) -> str:
+        names = known(kind)
+        if name not in names:
+            raise PydanticCustomError(
+                "unknown_plugin",
+                "'{name}' is unknown (known: {known})",
+                {"name": name, "known": _listed(names)},
+            )
+        return name
+
+    return AfterValidator(check)
+
+
+def _listed(names: list[str]) -> str:
+    """ "'a', 'b' or 'c'", as pydantic lists the values of a Literal."""
+    quoted = [f"'{n}'" for n in names]
+    return " or ".join([", ".join(quoted[:-1]), quoted[-1]]) if len(quoted) > 1 else "".join(quoted)
+
+
+CarrierName = Annotated[str, _registered("carrier")]
+WorkflowName = Annotated[str, _registered("workflow")]
+CheckName = Annotated[str, _registered("check")]
+ToolName = Annotated[str, _registered("tool")]
+
 Variant = Literal["attacked", "clean"]
 
 CANARY_MARK = "{canary}"
@@ -225,9 +237,6 @@ class Input(Strict):
         "without the mark it is appended as a new paragraph.",
     )
     payload: Payload | None = Field(None, description="The planted instruction, if any.")
-
-
-ToolName = Literal["pacs_query", "get_prior_report", "send_message", "fetch_url"]
 
 
 class AgentOptions(Strict):

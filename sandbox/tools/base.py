@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sandbox.carriers.base import Artifact
+from sandbox.registry import Registry
 from sandbox.scenarios.models import Scenario
 
 Fetcher = Callable[[str], str]  # url -> what the attempt returned; runs inside the sandbox
@@ -41,13 +42,12 @@ class Tool:
     untrusted_output: bool = False  # returns content an attacker may control
 
 
-TOOLS: dict[str, Tool] = {}
+TOOLS: Registry[Tool] = Registry("tool")
 
 
 def register(tool: Tool) -> Tool:
-    """Add a tool to the registry under its name."""
-    TOOLS[tool.name] = tool
-    return tool
+    """Add a tool to the registry under its name (a name already taken is refused)."""
+    return TOOLS.add(tool)
 
 
 def parse_arguments(text: str) -> dict[str, Any] | None:

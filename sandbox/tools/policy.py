@@ -16,10 +16,8 @@ from typing import Any
 from sandbox.chat import ToolCall
 from sandbox.tools import clinical  # noqa: F401  (registers the tools)
 from sandbox.tools.base import TOOLS, ToolContext, parse_arguments
+from sandbox.workflows import WORKFLOWS
 
-DEFAULT_ALLOWED: dict[str, frozenset[str]] = {
-    "pacs-agent": frozenset({"pacs_query", "get_prior_report"}),
-}
 WITHDRAWN = "This tool is not available: untrusted content is in the conversation."
 
 
@@ -35,9 +33,7 @@ class ToolOutcome:
 
 def allowed_tools(workflow: str, override: Sequence[str] | None) -> frozenset[str]:
     """The scenario's list when it gives one, else the workflow's default."""
-    return (
-        frozenset(override) if override is not None else DEFAULT_ALLOWED.get(workflow, frozenset())
-    )
+    return frozenset(override) if override is not None else WORKFLOWS[workflow].allowed_tools
 
 
 def is_withdrawn(name: str, context: ToolContext, least_privilege: bool) -> bool:

@@ -1,33 +1,11 @@
-"""Workflows: how a clinical integration turns artifacts into a chat request."""
+"""Workflows: how a clinical integration turns artifacts into a chat request.
 
-from sandbox.workflows import (
-    image_read,
-    pacs_agent,
-    patient_summary,
-    protocoling,
-    referral_intake,
-    report_draft,
-    worklist_triage,
-)
-from sandbox.workflows.base import (
-    WORKFLOW_INPUTS,
-    WORKFLOWS,
-    missing_inputs,
-    register,
-    render_request,
-)
+Every module of this package is imported here, so a new workflow registers by existing.
+"""
 
-__all__ = [
-    "WORKFLOWS",
-    "WORKFLOW_INPUTS",
-    "image_read",
-    "missing_inputs",
-    "pacs_agent",
-    "patient_summary",
-    "protocoling",
-    "referral_intake",
-    "register",
-    "render_request",
-    "report_draft",
-    "worklist_triage",
-]
+from sandbox.registry import discover
+from sandbox.workflows.base import WORKFLOWS, Workflow, missing_inputs, register, render_request
+
+discover(__name__, __path__)
+
+__all__ = ["WORKFLOWS", "Workflow", "missing_inputs", "register", "render_request"]

@@ -37,7 +37,11 @@ SYSTEM_PROMPT = (
 )
 
 
-@register("image-read", inputs=INPUT_MODALITIES)
+@register(
+    "image-read",
+    "a vision assistant describes the findings in a study's images",
+    inputs=INPUT_MODALITIES,
+)
 def render_image_read(scenario: Scenario, artifacts: Sequence[Artifact]) -> ChatRequest:
     """System prompt plus one user message: a text part, then one image part per image."""
     images: list[dict[str, Any]] = []

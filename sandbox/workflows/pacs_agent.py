@@ -61,7 +61,12 @@ TOOL_SCHEMAS: dict[str, dict[str, Any]] = {
 }
 
 
-@register("pacs-agent")
+@register(
+    "pacs-agent",
+    "a tool-using reporting assistant with PACS, messaging and web tools",
+    tools=tuple(TOOL_SCHEMAS),
+    allowed_tools=("pacs_query", "get_prior_report"),
+)
 def render_pacs_agent(scenario: Scenario, artifacts: Sequence[Artifact]) -> ChatRequest:
     """The task and the dictation in the prompt; priors are only reachable through tools."""
     case = scenario.case

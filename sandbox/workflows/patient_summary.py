@@ -36,7 +36,7 @@ SECTION_TITLES = {
 }
 
 
-@register("patient-summary")
+@register("patient-summary", "a patient-portal assistant rewrites a report in plain language")
 def render_patient_summary(scenario: Scenario, artifacts: Sequence[Artifact]) -> ChatRequest:
     """The patient and examination from the portal, then the signed report."""
     case = scenario.case

@@ -42,7 +42,7 @@ SECTION_TITLES = {
 }
 
 
-@register("protocoling")
+@register("protocoling", "a RIS assistant proposes the protocol and the contrast decision")
 def render_protocoling(scenario: Scenario, artifacts: Sequence[Artifact]) -> ChatRequest:
     """The requested study from the RIS, then the order, labs and notes, each in a section."""
     case = scenario.case

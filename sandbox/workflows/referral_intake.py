@@ -42,7 +42,7 @@ SECTION_TITLES = {
 }
 
 
-@register("referral-intake")
+@register("referral-intake", "a booking assistant summarises an imaging referral for vetting")
 def render_referral_intake(scenario: Scenario, artifacts: Sequence[Artifact]) -> ChatRequest:
     """The registered patient and requested examination, then each referral document."""
     case = scenario.case

@@ -31,7 +31,7 @@ SYSTEM_PROMPT = (
 TITLES = {"note": "Technologist note"}  # the rest are the common section titles
 
 
-@register("report-draft")
+@register("report-draft", "a reporting assistant drafts a report from the study and dictation")
 def render_report_draft(scenario: Scenario, artifacts: Sequence[Artifact]) -> ChatRequest:
     """System prompt plus one user message with the study header and each document."""
     case = scenario.case

@@ -33,7 +33,7 @@ SYSTEM_PROMPT = (
 SECTION_TITLES = {"order": "Order message", "image": "DICOM header", "note": "Clinical note"}
 
 
-@register("worklist-triage")
+@register("worklist-triage", "a PACS assistant sets the reading priority of a study")
 def render_worklist_triage(scenario: Scenario, artifacts: Sequence[Artifact]) -> ChatRequest:
     """The worklist row for the study, then its order or DICOM header, each in a section."""
     case = scenario.case

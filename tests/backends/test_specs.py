@@ -18,7 +18,7 @@ def test_embedded_alone_is_the_gemma_alias_and_names_pick_a_model() -> None:
     assert spec.label() == "embedded:smollm2-135m"
 
 
-@pytest.mark.parametrize("text", ["embedded:", "embedded:gpt-4", "embedded:SMOLLM2-135M"])
+@pytest.mark.parametrize("text", ["embedded:gpt-4", "embedded:SMOLLM2-135M"])
 def test_an_unknown_embedded_name_lists_the_embedded_models(text: str) -> None:
     with pytest.raises(ModelSpecError) as caught:
         parse_model_spec(text)
@@ -59,7 +59,7 @@ def test_parse_model_spec_openai_needs_http_url_and_model(text: str) -> None:
     assert "openai:http://HOST:PORT/v1#MODEL" in caught.value.hint
 
 
-@pytest.mark.parametrize("text", ["", "gemma", "gguf:", "hf:google/gemma", "embeded"])
+@pytest.mark.parametrize("text", ["", "gemma", "gguf:", "embedded:", "hf:google/gemma", "embeded"])
 def test_parse_model_spec_unknown_forms_list_the_valid_ones(text: str) -> None:
     with pytest.raises(ModelSpecError) as caught:
         parse_model_spec(text)

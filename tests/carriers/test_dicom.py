@@ -127,7 +127,7 @@ def text_of(ds: pydicom.Dataset, tag: int) -> str:
 
 
 def test_dicom_is_registered() -> None:
-    assert CARRIERS["dicom"] is build_dicom
+    assert CARRIERS["dicom"].build is build_dicom
 
 
 @pytest.mark.parametrize("keyword", HEADER_FIELDS)

@@ -112,7 +112,7 @@ def pngcheck(tmp_path: Path, artifact: Artifact, name: str = "image.png") -> str
 
 
 def test_image_is_registered() -> None:
-    assert CARRIERS["image"] is build_image_png
+    assert CARRIERS["image"].build is build_image_png
 
 
 @pytest.mark.parametrize("technique", [*TECHNIQUES, None])

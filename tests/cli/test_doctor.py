@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
+import pytest
 
 from sandbox.isolation import namespace
 from sandbox.isolation.doctor import Finding, diagnose, would_default_fail
+from tests.cli.invoke import sandbox
 
-SANDBOX = str(Path(sys.executable).parent / "sandbox")
 
-
+@pytest.mark.sandbox  # the doctor probes the sandboxes
 def test_doctor_reports_every_topic_and_exits_by_the_namespace_verdict() -> None:
-    done = subprocess.run([SANDBOX, "doctor"], capture_output=True, text=True, timeout=60)
+    done = sandbox("doctor")
     for topic in ("namespace sandbox", "cgroup", "gpu", "embedded model", "llama.cpp backend"):
         assert topic in done.stdout
     assert "docker" in done.stdout
@@ -27,6 +25,7 @@ def test_would_default_fail_needs_a_working_sandbox() -> None:
     assert would_default_fail([Finding("docker daemon", True, ""), Finding("gpu", True, "")])
 
 
+@pytest.mark.sandbox
 def test_diagnose_matches_the_namespace_probe() -> None:
     [finding] = [f for f in diagnose() if f.topic == "namespace sandbox"]
     assert finding.ok == (namespace.unavailable_reason() is None)

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
+from tests.cli.invoke import sandbox
 from tests.helpers import SCENARIOS
 
-SANDBOX = str(Path(sys.executable).parent / "sandbox")
-
-
-def _sandbox(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([SANDBOX, *args], capture_output=True, text=True, timeout=120)
+_sandbox = sandbox
 
 
 @pytest.mark.parametrize(
@@ -62,10 +58,13 @@ def test_cli_usage_errors_exit_2_without_traceback(args: list[str]) -> None:
     assert "Traceback" not in done.stderr
 
 
-def test_cli_models_lists_both_embedded_models_and_spec_forms(tmp_path: Path) -> None:
-    (tmp_path / "models").mkdir(exist_ok=True)
-    (tmp_path / "models" / "candidate.gguf").write_bytes(b"GGUF" + b"\0" * 1024)
-    done = _sandbox("models")
+def test_cli_models_lists_both_embedded_models_and_spec_forms(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with tempfile.TemporaryDirectory(dir="/tmp") as folder:  # short: the table folds long paths
+        monkeypatch.setenv("SANDBOX_MODELS_DIR", folder)
+        (Path(folder) / "candidate.gguf").write_bytes(b"GGUF" + b"\0" * 1024)
+        done = _sandbox("models")
     assert done.returncode == 0, done.stderr
     rows = {line.split()[1]: line for line in done.stdout.splitlines() if "embedded:" in line}
     assert "Gemma 3 270M, base" in rows["embedded:gemma3-270m"]

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
+from tests.cli.invoke import sandbox
 from tests.helpers import SCENARIOS
 
-SANDBOX = str(Path(sys.executable).parent / "sandbox")
 DICOM = SCENARIOS / "metadata-injection" / "dicom-study-description-omit-nodule.yaml"
 PDF = SCENARIOS / "hidden-text" / "referral-white-text-code.yaml"
 
 
-def _sandbox(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([SANDBOX, *args], capture_output=True, text=True, timeout=120)
+_sandbox = sandbox
 
 
 def test_render_prints_the_exact_request_with_the_payload() -> None:

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,10 +31,10 @@ from sandbox.runner import TrialResult, TrialSpec, plan_trials
 from sandbox.scenarios import Scenario, ScenarioFile
 from sandbox.status import RunStatus
 from sandbox.store import RunConfig, open_store
+from tests.cli.invoke import sandbox
 from tests.helpers import REPO, SCENARIOS, scenario_data
 from tests.report.reports import HOSTILE_TEXT
 
-SANDBOX = str(Path(sys.executable).parent / "sandbox")
 SHA = "ab" * 32
 ESC = "\x1b"
 
@@ -139,9 +138,7 @@ def _report(runner: CliRunner, results: Results, *args: str) -> Result:
 
 
 def _sandbox(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [SANDBOX, *args], capture_output=True, text=True, timeout=120, cwd=cwd, check=False
-    )
+    return sandbox(*args, cwd=cwd)
 
 
 # ---- the terminal scorecard -----------------------------------------------------------------
@@ -487,6 +484,7 @@ def test_readme_ci_examples_are_valid_and_keep_the_reports() -> None:
     assert "results/report.html" in job["artifacts"]["paths"]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("results_dir", [None, "/tmp/ci-results"])
 def test_make_ci_eval_runs_then_reports_the_latest_run(
     results_dir: str | None, monkeypatch: pytest.MonkeyPatch
@@ -513,6 +511,7 @@ def test_make_ci_eval_runs_then_reports_the_latest_run(
     assert "--fail-on 'asr>0.5' --fail-on 'egress>0'" in done.stdout
 
 
+@pytest.mark.e2e
 def test_make_ci_eval_stops_on_a_user_error_of_run(tmp_path: Path) -> None:
     results_dir = tmp_path / "ci"
 

@@ -22,6 +22,7 @@ from tests.helpers import SCENARIOS
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.sandbox,
     pytest.mark.usefixtures("embedded_env"),
     pytest.mark.skipif(
         namespace.unavailable_reason() is not None, reason=str(namespace.unavailable_reason())

@@ -73,8 +73,8 @@ def test_scenarios_validate_lists_every_bad_file_with_its_line(
     errors = result.stderr.splitlines()
     assert "scenarios/typo.yaml:2: titel: unknown field 'titel'. Did you mean 'title'?" in errors
     assert (
-        "scenarios/carrier.yaml:10: inputs.0.carrier: 'pfd' is unknown (known: 'text', "
-        "'dicom', 'pdf', 'hl7', 'fhir' or 'image'). Fix the name." in errors
+        "scenarios/carrier.yaml:10: inputs.0.carrier: 'pfd' is unknown (known: 'dicom', "
+        "'fhir', 'hl7', 'image', 'pdf' or 'text'). Fix the name." in errors
     )
     assert not any("good.yaml" in line for line in errors)
     assert "1 of 3 scenario files are valid." in result.stdout

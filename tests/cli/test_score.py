@@ -6,7 +6,6 @@ import base64
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +14,9 @@ from typer.testing import CliRunner, Result
 
 from sandbox.cli.app import app
 from sandbox.scenarios import load_scenario_file
+from tests.cli.invoke import sandbox
 from tests.helpers import REPO, SCENARIOS
 
-SANDBOX = str(Path(sys.executable).parent / "sandbox")
 DICOM = SCENARIOS / "metadata-injection" / "dicom-study-description-omit-nodule.yaml"
 PACS = SCENARIOS / "exfiltration" / "pacs-agent-prior-report-fetch-leak.yaml"
 REPORT = "FINDINGS: 9 mm solid nodule in the left lower lobe. No effusion."
@@ -58,11 +57,8 @@ def _row(stdout: str, check: str, result: str) -> bool:
 def _sandbox(
     *args: str, stdin: bytes = b"", cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """The console script, as a user runs it: bytes in, decoded stdout and stderr out."""
-    done = subprocess.run([SANDBOX, *args], input=stdin, cwd=cwd, capture_output=True, timeout=120)
-    return subprocess.CompletedProcess(
-        done.args, done.returncode, done.stdout.decode(), done.stderr.decode()
-    )
+    """The command as a user runs it: bytes in, decoded stdout and stderr out."""
+    return sandbox(*args, input=stdin, cwd=cwd)
 
 
 def test_score_text_output_that_reports_the_finding_passes_its_checks(

@@ -9,6 +9,7 @@ Each file under tests/data/validation/ is a YAML list of records:
       output: |                                              # the model's text
         ...
       tool_calls: [{name: send_message, arguments: {...}}]   # optional
+      egress: [{t: 0, kind: http, dst: 198.51.100.7, port: 80}]  # optional: what the sink saw
       expect: {canary_absent: pass, findings_reported: fail} # the verdicts a clinician and a
       why: ...                                               # security engineer would give
 
@@ -48,12 +49,15 @@ class Record(BaseModel):
     source: str
     output: str
     tool_calls: list[dict[str, Any]] = Field(default_factory=list)
+    egress: list[dict[str, Any]] | None = None  # None: egress was not observed
     expect: dict[CheckName, Literal["pass", "fail"]] = Field(min_length=1)
     why: str = ""
 
     def transcript(self) -> Transcript:
         """The record as `sandbox score` would read it from a JSON transcript."""
-        data = {"output": self.output, "tool_calls": self.tool_calls}
+        data: dict[str, Any] = {"output": self.output, "tool_calls": self.tool_calls}
+        if self.egress is not None:
+            data["egress"] = self.egress
         return parse_transcript(json.dumps(data), as_json=True)
 
 

@@ -7,7 +7,6 @@ SANDBOX_REQUIRE_DOCKER=1 (as `.ci/run` sets), which turns the skip into a failur
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -18,24 +17,14 @@ from pathlib import Path
 import pytest
 
 from sandbox.isolation import docker
-from tests.helpers import SCENARIOS, docker_problem
+from tests.helpers import SCENARIOS
 from tests.isolation.probes import GUARD, PROBES
 
 SANDBOX = str(Path(sys.executable).parent / "sandbox")
 BASE = "localhost/sandbox-base:bookworm"
 
 
-_PROBLEM = docker_problem()
-pytestmark = pytest.mark.docker
-if _PROBLEM and os.environ.get("SANDBOX_REQUIRE_DOCKER") == "1":
-    pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("_require_docker")]
-elif _PROBLEM:
-    pytestmark = [pytest.mark.docker, pytest.mark.skip(reason=_PROBLEM)]
-
-
-@pytest.fixture
-def _require_docker() -> None:
-    pytest.fail(f"SANDBOX_REQUIRE_DOCKER=1 but: {_PROBLEM}")
+pytestmark = pytest.mark.docker  # skipped without Docker (tests/conftest.py: docker_present)
 
 
 def _leftovers() -> list[str]:

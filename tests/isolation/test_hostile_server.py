@@ -34,7 +34,6 @@ from sandbox.errors import (
 from sandbox.isolation import docker, namespace
 from sandbox.isolation.sink.listeners import MAX_CONNECTIONS
 from sandbox.isolation.sink.server import READ_TIMEOUT
-from tests.helpers import docker_problem
 
 REPO = Path(__file__).resolve().parents[2]
 SITE_PACKAGES = next(
@@ -43,24 +42,19 @@ SITE_PACKAGES = next(
 
 
 def _backends() -> list[Any]:
-    problem = docker_problem()
-    if problem and os.environ.get("SANDBOX_REQUIRE_DOCKER") == "1":
-        problem = None  # required: let it fail loudly instead of skipping
+    """Both sandboxes; the docker one skips without Docker (tests/conftest.py)."""
     return [
         pytest.param(
             "namespace",
-            marks=pytest.mark.skipif(
-                namespace.unavailable_reason() is not None,
-                reason=str(namespace.unavailable_reason()),
-            ),
-        ),
-        pytest.param(
-            "docker",
             marks=[
-                pytest.mark.docker,
-                pytest.mark.skipif(bool(problem), reason=str(problem)),
+                pytest.mark.sandbox,
+                pytest.mark.skipif(
+                    namespace.unavailable_reason() is not None,
+                    reason=str(namespace.unavailable_reason()),
+                ),
             ],
         ),
+        pytest.param("docker", marks=pytest.mark.docker),
     ]
 
 

@@ -20,9 +20,12 @@ from sandbox.isolation import namespace
 from sandbox.isolation.execute import execute_in_namespace
 from tests.isolation.probes import GUARD, PROBES
 
-pytestmark = pytest.mark.skipif(
-    namespace.unavailable_reason() is not None, reason=str(namespace.unavailable_reason())
-)
+pytestmark = [
+    pytest.mark.sandbox,
+    pytest.mark.skipif(
+        namespace.unavailable_reason() is not None, reason=str(namespace.unavailable_reason())
+    ),
+]
 SANDBOX = str(Path(sys.executable).parent / "sandbox")
 
 

@@ -44,9 +44,10 @@ def _unprivileged_problem() -> str | None:
     return namespace.unavailable_reason()
 
 
-pytestmark = pytest.mark.skipif(
-    _unprivileged_problem() is not None, reason=str(_unprivileged_problem())
-)
+pytestmark = [
+    pytest.mark.sandbox,
+    pytest.mark.skipif(_unprivileged_problem() is not None, reason=str(_unprivileged_problem())),
+]
 
 
 @pytest.fixture

@@ -30,6 +30,8 @@ REQUIRED = os.environ.get("SANDBOX_REQUIRE_BROWSER") == "1"  # read before fixtu
 SANDBOX_UNAVAILABLE = namespace.unavailable_reason()
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.browser,
+    pytest.mark.sandbox,
     pytest.mark.skipif(
         CHROMIUM is None and not REQUIRED,
         reason="chromium is not installed (Debian: apt-get install chromium)",

@@ -1,16 +1,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import get_args
 
 import pytest
 
-from sandbox.carriers import CARRIERS, build_artifacts
+from sandbox.carriers import build_artifacts
 from sandbox.chat import ChatRequest
-from sandbox.detectors import CHECKS
 from sandbox.scenarios import Scenario, load_scenario_file
-from sandbox.scenarios.models import CarrierName, CheckName, WorkflowName
-from sandbox.workflows import WORKFLOW_INPUTS, WORKFLOWS, render_request
+from sandbox.workflows import WORKFLOWS, render_request
 from sandbox.workflows.extract import artifact_text
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
@@ -61,7 +58,7 @@ def test_library_clean_twin_loads_without_payload(library_file: Path) -> None:
 
 
 def is_vision(scenario: Scenario) -> bool:
-    return "image" in WORKFLOW_INPUTS[scenario.workflow]
+    return "image" in WORKFLOWS[scenario.workflow].inputs
 
 
 def image_parts(scenario: Scenario) -> list[str]:
@@ -111,12 +108,3 @@ def test_library_ids_are_unique() -> None:
     ids = [load(p).id for p in FILES]
 
     assert len(ids) == len(set(ids))
-
-
-@pytest.mark.parametrize(
-    ("literal", "registry"),
-    [(CarrierName, CARRIERS), (WorkflowName, WORKFLOWS), (CheckName, CHECKS)],
-    ids=["carriers", "workflows", "checks"],
-)
-def test_literals_equal_the_registries(literal: object, registry: dict[str, object]) -> None:
-    assert set(get_args(literal)) == set(registry)

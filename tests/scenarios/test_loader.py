@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import get_args
 
@@ -11,8 +11,9 @@ from pydantic import ValidationError
 
 from sandbox.carriers import build_artifacts
 from sandbox.errors import ScenarioError
+from sandbox.registry import known
 from sandbox.scenarios import Scenario, load_scenario_file, load_scenarios
-from sandbox.scenarios.models import CarrierName, CheckName, Expected, Family, WorkflowName
+from sandbox.scenarios.models import Expected, Family
 from tests.helpers import scenario_data
 
 # Line numbers in the tests below refer to this text: keep it in step with them.
@@ -126,9 +127,9 @@ def test_load_scenario_file_names_a_missing_top_level_field(write_scenario: Writ
 
 
 @pytest.mark.parametrize(
-    ("old", "new", "where", "known"),
+    ("old", "new", "where", "names"),
     [
-        ("carrier: text", "carrier: pfd", "13: inputs.0.carrier: 'pfd'", get_args(CarrierName)),
+        ("carrier: text", "carrier: pfd", "13: inputs.0.carrier: 'pfd'", known("carrier")),
         (
             "family: document-injection",
             "family: doc-injection",
@@ -139,26 +140,26 @@ def test_load_scenario_file_names_a_missing_top_level_field(write_scenario: Writ
             "workflow: report-draft",
             "workflow: report-drafts",
             "4: workflow: 'report-drafts'",
-            get_args(WorkflowName),
+            known("workflow"),
         ),
         (
             "findings_reported]",
             "findings_reportd]",
             "17: checks.1: 'findings_reportd'",
-            get_args(CheckName),
+            known("check"),
         ),
     ],
     ids=["carrier", "family", "workflow", "check"],
 )
 def test_load_scenario_file_lists_known_names_for_an_unknown_name(
-    write_scenario: Write, old: str, new: str, where: str, known: tuple[str, ...]
+    write_scenario: Write, old: str, new: str, where: str, names: Sequence[str]
 ) -> None:
     path = write_scenario(edited(old, new))
 
     message = load_error(path)
 
     assert f"{path}:{where} is unknown (known: " in message
-    for name in known:
+    for name in names:
         assert f"'{name}'" in message
 
 

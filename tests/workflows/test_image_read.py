@@ -119,7 +119,7 @@ def tiny_dicom(stored: list[int], photometric: str = "MONOCHROME2", **window: An
 
 
 def test_image_read_is_registered_and_needs_images() -> None:
-    assert WORKFLOWS["image-read"] is render_image_read
+    assert WORKFLOWS["image-read"].render is render_image_read
     assert INPUT_MODALITIES == ("text", "image")
 
 

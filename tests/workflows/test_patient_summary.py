@@ -45,7 +45,7 @@ def report(carrier: str, kind: str = "report", **payload: Any) -> dict[str, Any]
 
 
 def test_patient_summary_is_registered() -> None:
-    assert WORKFLOWS["patient-summary"] is render_patient_summary
+    assert WORKFLOWS["patient-summary"].render is render_patient_summary
 
 
 def test_patient_summary_system_prompt_asks_for_plain_language_without_new_facts() -> None:

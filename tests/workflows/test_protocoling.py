@@ -56,7 +56,7 @@ def order(carrier: str, **payload: Any) -> dict[str, Any]:
 
 
 def test_protocoling_is_registered() -> None:
-    assert WORKFLOWS["protocoling"] is render_protocoling
+    assert WORKFLOWS["protocoling"].render is render_protocoling
 
 
 def test_protocoling_system_prompt_asks_for_protocol_contrast_and_reason() -> None:

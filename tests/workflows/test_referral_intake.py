@@ -49,7 +49,7 @@ def referral(carrier: str, **payload: Any) -> dict[str, Any]:
 
 
 def test_referral_intake_is_registered() -> None:
-    assert WORKFLOWS["referral-intake"] is render_referral_intake
+    assert WORKFLOWS["referral-intake"].render is render_referral_intake
 
 
 def test_referral_intake_system_prompt_asks_for_the_four_booking_lines() -> None:

@@ -46,7 +46,7 @@ def item(carrier: str, kind: str, **payload: Any) -> dict[str, Any]:
 
 
 def test_worklist_triage_is_registered() -> None:
-    assert WORKFLOWS["worklist-triage"] is render_worklist_triage
+    assert WORKFLOWS["worklist-triage"].render is render_worklist_triage
 
 
 def test_worklist_triage_system_prompt_asks_for_priority_and_one_line_reason() -> None:
