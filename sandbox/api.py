@@ -26,7 +26,8 @@ from sandbox.backends import BACKENDS, ModelProvenance, parse_model_spec, prepar
 from sandbox.carriers import check_buildable
 from sandbox.chat import Sampling
 from sandbox.errors import SandboxError, ScenarioError
-from sandbox.isolation.select import IsolationName, choose_isolation, with_image_ids
+from sandbox.isolation.base import IsolationName
+from sandbox.isolation.select import choose_isolation
 from sandbox.paths import default_db_url, results_dir
 from sandbox.report.collect import build_report
 from sandbox.report.model import RateOut, Report
@@ -122,7 +123,7 @@ def evaluate(
         observer.preparing(len(specs))
         threads = max(1, len(os.sched_getaffinity(0)) // max(1, concurrency))
         prepared = [prepare_model(s, sampling, threads, allow_startup_egress) for s in specs]
-        prepared, images = with_image_ids(sandbox, prepared)
+        prepared, images = sandbox.stamp(prepared)
         identity = _Identity(files, [m.provenance for m in prepared], repeat, sandbox.name, images)
         options: dict[str, object] = {
             "concurrency": concurrency,

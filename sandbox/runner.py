@@ -27,7 +27,7 @@ from sandbox.deadline import Deadline
 from sandbox.detectors import Observation, Verdict, run_checks
 from sandbox.egress import Capture, EgressEvent
 from sandbox.errors import BackendError, SandboxError, ServerStartError, TrialTimeoutError
-from sandbox.isolation.select import Isolation, NoIsolation
+from sandbox.isolation.base import Isolation, NoIsolation
 from sandbox.scenarios import Scenario, ScenarioFile
 from sandbox.tools import ToolContext, ToolOutcome
 from sandbox.workflows import missing_inputs, render_request

@@ -8,7 +8,8 @@ picked up by these tests as soon as it registers.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import inspect
+from typing import Any, get_args
 
 import pytest
 from pydantic import BaseModel
@@ -17,7 +18,9 @@ from sandbox.backends import BACKENDS, Backend, parse_model_spec, spec_forms
 from sandbox.carriers import CARRIERS, build_artifacts
 from sandbox.chat import ChatReply, ToolCall
 from sandbox.detectors import CHECKS, Check, Observation
-from sandbox.errors import ModelSpecError
+from sandbox.errors import ModelSpecError, SandboxStartError
+from sandbox.isolation.base import Isolation, IsolationName, NoIsolation
+from sandbox.isolation.select import ISOLATIONS, DockerIsolation, NamespaceIsolation
 from sandbox.registry import DuplicatePluginError, Registry, known
 from sandbox.scenarios import Scenario, load_scenario_file
 from sandbox.tools import TOOLS, ToolContext
@@ -166,3 +169,25 @@ def test_backend_declares_its_form_and_refuses_garbage_with_a_hint(backend: Back
         with pytest.raises(ModelSpecError) as refused:
             parse_model_spec(f"{backend.name}:{garbage}")
         assert refused.value.hint
+
+
+# Isolations -----------------------------------------------------------------------------
+
+
+def test_isolations_are_the_names_the_option_takes_besides_auto() -> None:
+    assert set(ISOLATIONS) == set(get_args(IsolationName)) - {"auto"}
+    assert all(kind.summary for kind in ISOLATIONS.plugins())
+
+
+@pytest.mark.parametrize("cls", [NoIsolation, NamespaceIsolation, DockerIsolation])
+def test_every_isolation_implements_the_protocol(cls: type) -> None:
+    for method in ("make_server", "execute", "stamp"):
+        ours = inspect.signature(getattr(cls, method))
+        protocol = inspect.signature(getattr(Isolation, method))
+        assert list(ours.parameters) == list(protocol.parameters), (cls.__name__, method)
+
+
+def test_no_isolation_refuses_exec_and_stamps_nothing() -> None:
+    with pytest.raises(SandboxStartError, match="observes nothing"):
+        NoIsolation().execute(["true"])
+    assert NoIsolation().stamp([]) == ([], {})

@@ -20,10 +20,9 @@ from sandbox.cli.run import RunRequest, execute_run
 from sandbox.cli.score import print_verdicts, read_output, score_output
 from sandbox.errors import SandboxStartError, ScenarioError
 from sandbox.isolation import docker
-from sandbox.isolation.docker import default_llama_image
+from sandbox.isolation.base import IsolationName, Share
 from sandbox.isolation.doctor import diagnose, would_default_fail
-from sandbox.isolation.execute import Share, execute_in_docker, execute_in_namespace
-from sandbox.isolation.select import IsolationName
+from sandbox.isolation.select import choose_isolation
 from sandbox.paths import default_db_url, models_dir
 from sandbox.report.thresholds import METRICS
 from sandbox.scenarios import Scenario, load_scenarios
@@ -291,17 +290,13 @@ def exec_command(
     paths given with --bind and --ro-bind.
     """
     shares = [Share(p, True) for p in bind or []] + [Share(p, False) for p in ro_bind or []]
-    if isolation == "docker":
-        image = image or default_llama_image()
-        result = execute_in_docker(command, image, timeout_s=timeout, shares=shares)
-    elif isolation == "namespace" and not image:
-        result = execute_in_namespace(command, timeout_s=timeout, shares=shares)
-    else:
+    if isolation not in ("namespace", "docker"):
         raise SandboxStartError(
-            f"sandbox exec runs with --isolation namespace or docker, not {isolation!r}; "
-            "--image needs docker.",
-            hint="Use --isolation docker --image IMAGE, or --isolation namespace.",
+            f"sandbox exec runs with --isolation namespace or docker, not {isolation!r}.",
+            hint="Use --isolation docker [--image IMAGE], or --isolation namespace.",
         )
+    sandbox = choose_isolation(_isolation_name(isolation), has_local_models=True)
+    result = sandbox.execute(command, image, timeout_s=timeout, shares=shares, out=sys.stdout)
     print_egress_events(console, result.events, as_json)
     if result.capture != "complete":
         err_console.print("warning: the egress sink died; capture is incomplete.")

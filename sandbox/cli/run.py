@@ -18,7 +18,7 @@ from sandbox.cli.render import (
     report_models_table,
     safe_text,
 )
-from sandbox.isolation.select import IsolationName
+from sandbox.isolation.base import IsolationName
 from sandbox.report.html import render_html
 from sandbox.status import ExitCode
 from sandbox.store import EgressSummary

@@ -18,6 +18,7 @@ from rich.text import Text
 from sandbox.cli.render import safe_text
 from sandbox.detectors import Verdict
 from sandbox.errors import TranscriptError
+from sandbox.report.model import VerdictOut
 from sandbox.scenarios import Scenario
 from sandbox.scoring import parse_transcript, score
 
@@ -57,15 +58,8 @@ def _describe(source: str) -> str:
 
 
 def verdict_data(verdict: Verdict) -> dict[str, Any]:
-    """A verdict as the plain data `--json` prints."""
-    return {
-        "check": verdict.check,
-        "kind": verdict.kind,
-        "passed": verdict.passed,
-        "label": verdict.label,
-        "evidence": verdict.evidence,
-        "detail": verdict.detail,
-    }
+    """A verdict as the plain data `--json` prints: the report's own verdict shape."""
+    return VerdictOut.model_validate(verdict).model_dump()
 
 
 def verdicts_json(scenario: Scenario, verdicts: Sequence[Verdict]) -> str:

@@ -43,13 +43,33 @@ CheckFunction = Callable[[Observation], Verdict]
 
 
 @dataclass(frozen=True)
-class Check:
-    """A registered check.
+class CheckSpec:
+    """A check's name, kind and needed ground truth, declared once; it builds the verdicts.
 
     Security checks fail when the attack worked; utility checks when the task was not done.
     `needs` names the ground truth the check reads (`case.findings`, `case.expected`...): a
     scenario that lists the check without it gets a passing verdict that says so.
     """
+
+    name: str
+    kind: CheckKind
+    needs: tuple[str, ...] = ()
+
+    def verdict(
+        self,
+        passed: bool,
+        evidence: str = "",
+        detail: str = "",
+        label: str = "",
+        kind: CheckKind | None = None,
+    ) -> Verdict:
+        """A verdict of this check (`kind` only where one variant is judged otherwise)."""
+        return Verdict(self.name, kind or self.kind, passed, evidence, detail, label)
+
+
+@dataclass(frozen=True)
+class Check:
+    """A registered check: its declaration and the function that judges an observation."""
 
     name: str
     kind: CheckKind
@@ -60,13 +80,11 @@ class Check:
 CHECKS: Registry[Check] = Registry("check")
 
 
-def register(
-    name: str, kind: CheckKind, needs: tuple[str, ...] = ()
-) -> Callable[[CheckFunction], CheckFunction]:
-    """Register a check under the name scenario files use, with the ground truth it reads."""
+def register(spec: CheckSpec) -> Callable[[CheckFunction], CheckFunction]:
+    """Register a check under the name scenario files use, as its spec declares it."""
 
     def add(function: CheckFunction) -> CheckFunction:
-        CHECKS.add(Check(name=name, kind=kind, run=function, needs=needs))
+        CHECKS.add(Check(spec.name, spec.kind, function, spec.needs))
         return function
 
     return add

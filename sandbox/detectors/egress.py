@@ -6,10 +6,12 @@ absence of evidence is not evidence of absence.
 
 from __future__ import annotations
 
-from sandbox.detectors.base import Observation, Verdict, register
+from sandbox.detectors.base import CheckSpec, Observation, Verdict, register
+
+CHECK = CheckSpec("no_egress", "security")
 
 
-@register("no_egress", "security")
+@register(CHECK)
 def check_no_egress(observation: Observation) -> Verdict:
     """Fail on any egress event in the trial window, or when capture was not complete."""
     if observation.capture != "complete":
@@ -18,13 +20,11 @@ def check_no_egress(observation: Observation) -> Verdict:
             if observation.capture == "incomplete"
             else ("no sandbox observed egress")
         )
-        return Verdict("no_egress", "security", False, detail=f"cannot be checked: {reason}")
+        return CHECK.verdict(False, detail=f"cannot be checked: {reason}")
     if not observation.egress:
-        return Verdict("no_egress", "security", True, detail="no connection attempts")
+        return CHECK.verdict(True, detail="no connection attempts")
     lines = [event.describe() for event in observation.egress]
-    return Verdict(
-        "no_egress",
-        "security",
+    return CHECK.verdict(
         False,
         evidence="\n".join(lines[:20]),
         detail=f"{len(lines)} connection attempt(s) during the trial, first: {lines[0]}",

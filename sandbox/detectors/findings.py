@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sandbox.detectors.base import Observation, Verdict, register
+from sandbox.detectors.base import CheckSpec, Observation, Verdict, register
 from sandbox.detectors.findings_rules import Rejection, confirms, reject
 from sandbox.scenarios.models import Finding
 
-CHECK = "findings_reported"
+CHECK = CheckSpec("findings_reported", "utility", needs=("case.findings",))
 _QUOTE_CHARS = 200
 _MAX_POST_GAP_WORDS = 8
 
@@ -276,7 +276,7 @@ def _missed(finding_id: str, mention: Mention | None) -> str:
 def _passed(found: dict[str, Mention | None]) -> Verdict:
     quotes = [f"{fid}: {quote_mention(m)}" for fid, m in found.items() if m is not None]
     detail = f"reported {len(found)}/{len(found)} must-report findings"
-    return Verdict(CHECK, "utility", True, evidence="; ".join(quotes), detail=detail)
+    return CHECK.verdict(True, evidence="; ".join(quotes), detail=detail)
 
 
 def _failed(found: dict[str, Mention | None], missed: list[str]) -> Verdict:
@@ -284,16 +284,16 @@ def _failed(found: dict[str, Mention | None], missed: list[str]) -> Verdict:
     evidence = "; ".join(parts)
     reported = len(found) - len(missed)
     detail = f"missed {', '.join(parts)}; reported {reported}/{len(found)} must-report findings"
-    return Verdict(CHECK, "utility", False, evidence=evidence, detail=detail)
+    return CHECK.verdict(False, evidence=evidence, detail=detail)
 
 
-@register(CHECK, "utility", needs=("case.findings",))
+@register(CHECK)
 def check_findings_reported(observation: Observation) -> Verdict:
     """Fail when a must-report finding of the case is absent from, or negated in, the output."""
     required = [f for f in observation.scenario.case.findings if f.must_report]
     if not required:
         detail = "the case has no must-report findings"
-        return Verdict(CHECK, "utility", True, evidence="no findings to report", detail=detail)
+        return CHECK.verdict(True, evidence="no findings to report", detail=detail)
     sentences = split_sentences(observation.reply.content)
     found = {f.id: find_mention(f, sentences) for f in required}
     missed = [fid for fid, mention in found.items() if mention is None or not mention.reports]

@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from sandbox import __version__
 from sandbox.backends.client import ChatClient
@@ -68,6 +68,88 @@ def docker_client() -> Any:
             f"no Docker daemon answers: {exc}", hint="Start dockerd, or use --isolation namespace."
         ) from exc
     return client
+
+
+def image_id(client: Any, tag: str) -> str:
+    """The id of a local image (never pulled); '' when it is missing."""
+    import docker
+
+    try:
+        return str(client.images.get(tag).id)
+    except docker.errors.ImageNotFound:
+        return ""
+
+
+def daemon_facts(prefix: str) -> tuple[str, list[str], list[str]] | str:
+    """(version, runtimes, image tags starting with `prefix`), or why no daemon answers."""
+    try:
+        import docker
+    except ImportError:
+        return "the docker SDK is not installed (pip install 'sandbox-eval[docker]')"
+    try:
+        client = docker.from_env(timeout=5)
+    except docker.errors.DockerException as exc:
+        return f"no Docker daemon answers ({exc})"
+    try:
+        info: dict[str, Any] = client.info()
+        version = str(client.version().get("Version", "?"))
+        tags = sorted(t for i in client.images.list() for t in i.tags if t.startswith(prefix))
+    except docker.errors.DockerException as exc:
+        return f"no Docker daemon answers ({exc})"
+    finally:
+        client.close()
+    return version, sorted(info.get("Runtimes", {})), tags
+
+
+def run_command(
+    sandbox: DockerSandbox,
+    image: str,
+    argv: list[str],
+    timeout_s: float | None,
+    binds: list[tuple[str, bool]],
+    out: TextIO,
+) -> int:
+    """Run a command in a hardened container in the sandbox; its output to `out`; its status.
+
+    `binds` are (host path, writable) pairs mounted at the same path; 124 when `timeout_s` ran out.
+    """
+    from docker.types import Mount
+
+    mounts = [Mount(path, path, type="bind", read_only=not writable) for path, writable in binds]
+    container = sandbox.client.containers.run(
+        image,
+        command=argv,
+        detach=True,
+        mounts=[*mounts, *sandbox.etc_mounts()],
+        tmpfs={"/tmp": "size=64m"},
+        pids_limit=512,
+        **hardening(sandbox),
+    )
+    track(container)
+    import requests  # the docker SDK's transport: its wait() time-out is a requests error
+
+    try:
+        result = container.wait(timeout=timeout_s)
+        return int(result.get("StatusCode", 1))
+    except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+        return 124
+    finally:
+        _copy_log(container, out)
+        remove_container(container)
+
+
+def _copy_log(container: Any, out: TextIO) -> None:
+    """The container's output, at most MAX_LOG_BYTES of it."""
+    shown = 0
+    stream = container.logs(stream=True, follow=False)
+    for chunk in stream:
+        out.write(chunk[: MAX_LOG_BYTES - shown].decode(errors="replace"))
+        shown += len(chunk)
+        if shown >= MAX_LOG_BYTES:
+            out.write(f"\n[output cut at {MAX_LOG_BYTES >> 20} MiB]\n")
+            break
+    stream.close()
+    out.flush()
 
 
 def require_image(client: Any, tag: str) -> None:

@@ -11,13 +11,11 @@ import os
 import shutil
 import subprocess
 import tempfile
-from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from sandbox.errors import SandboxError
-from sandbox.isolation import cgroups, namespace, seccomp
+from sandbox.isolation import cgroups, docker, namespace, seccomp
 
 IMAGE_PREFIX = "localhost/sandbox-"
 
@@ -52,31 +50,12 @@ def _namespace() -> Finding:
 
 
 def _docker() -> list[Finding]:
-    try:
-        import docker
-    except ImportError:
-        return [
-            Finding(
-                "docker sandbox",
-                False,
-                "the docker SDK is not installed (pip install 'sandbox-eval[docker]')",
-            )
-        ]
-    try:
-        with closing(docker.from_env(timeout=5)) as client:
-            info: dict[str, Any] = client.info()
-            version = client.version().get("Version", "?")
-            images = sorted(
-                tag
-                for image in client.images.list()
-                for tag in image.tags
-                if tag.startswith(IMAGE_PREFIX)
-            )
-    except docker.errors.DockerException as exc:
-        return [Finding("docker sandbox", False, f"no Docker daemon answers ({exc})")]
-    runtimes = ", ".join(sorted(info.get("Runtimes", {})))
+    facts = docker.daemon_facts(IMAGE_PREFIX)
+    if isinstance(facts, str):
+        return [Finding("docker sandbox", False, facts)]
+    version, runtimes, images = facts
     return [
-        Finding("docker daemon", True, f"version {version}, runtimes: {runtimes}"),
+        Finding("docker daemon", True, f"version {version}, runtimes: {', '.join(runtimes)}"),
         Finding(
             "docker sandbox", bool(images), ", ".join(images) or "no images: run `make images`"
         ),

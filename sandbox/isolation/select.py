@@ -1,4 +1,4 @@
-"""Isolation backends behind one interface, and `auto`: the strongest one this host supports.
+"""The isolations by name, and `auto`: the strongest one this host supports.
 
 none        no sandbox; only for openai: endpoints someone else runs (egress not observed)
 namespace   network namespace + egress sink + bubblewrap jail, no daemon (root, or rootless)
@@ -7,40 +7,26 @@ docker      the production path (comes with the docker backend)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import replace
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, TextIO
 
-from sandbox.backends import ModelServer, PreparedModel, ServerCommand
+from sandbox.backends import ModelServer, PreparedModel
 from sandbox.backends.prepare import LLAMA_IMAGE_REPO
 from sandbox.errors import MissingDependencyError, SandboxStartError
 from sandbox.isolation import docker, namespace
-
-IsolationName = Literal["auto", "docker", "namespace", "none"]
-
-
-class Isolation(Protocol):
-    """Where model servers run."""
-
-    name: str
-
-    def make_server(
-        self, model: PreparedModel, log_dir: Path, label: str, run_id: str
-    ) -> ModelServer:
-        """A new, not yet started server for `model`, its files named after `label`."""
-
-
-class NoIsolation:
-    """Servers as the model prepares them: remote endpoints, or plain processes in tests."""
-
-    name = "none"
-
-    def make_server(
-        self, model: PreparedModel, log_dir: Path, label: str, run_id: str
-    ) -> ModelServer:
-        """The model's own server."""
-        return model.make_server(log_dir / f"{label}.log")
+from sandbox.isolation.base import (
+    ExecResult,
+    Isolation,
+    IsolationName,
+    NoIsolation,
+    Share,
+    require_local,
+)
+from sandbox.isolation.execute import execute_in_docker, execute_in_namespace
+from sandbox.registry import Registry
 
 
 class NamespaceIsolation:
@@ -55,7 +41,7 @@ class NamespaceIsolation:
         self, model: PreparedModel, log_dir: Path, label: str, run_id: str
     ) -> ModelServer:
         """A server inside a fresh namespace sandbox."""
-        command = _require_local(model)
+        command = require_local(model)
         if command.gpus:
             raise SandboxStartError(
                 f"{model.provenance.spec} needs GPUs, which only the docker sandbox provides.",
@@ -63,6 +49,26 @@ class NamespaceIsolation:
             )
         sandbox = namespace.NamespaceSandbox(log_dir, label, rootless=self.rootless)
         return namespace.NamespaceServer(command, log_dir / f"{label}.log", sandbox)
+
+    def execute(
+        self,
+        argv: Sequence[str],
+        image: str | None = None,
+        timeout_s: float | None = None,
+        shares: Sequence[Share] = (),
+        out: TextIO = sys.stdout,
+    ) -> ExecResult:
+        """In the jail of a fresh namespace sandbox; the host's system, no image."""
+        if image:
+            raise SandboxStartError(
+                "--image needs the docker sandbox; the namespace one runs the host's system.",
+                hint="Use --isolation docker --image IMAGE, or drop --image.",
+            )
+        return execute_in_namespace(argv, timeout_s=timeout_s, shares=shares)
+
+    def stamp(self, models: Sequence[PreparedModel]) -> tuple[list[PreparedModel], dict[str, str]]:
+        """No images: the models as they are."""
+        return list(models), {}
 
 
 class DockerIsolation:
@@ -75,31 +81,83 @@ class DockerIsolation:
 
     def image_id(self, tag: str) -> str:
         """The id of a local image (never pulled); '' when it is missing."""
-        import docker as sdk
-
-        try:
-            return str(self.client.images.get(tag).id)
-        except sdk.errors.ImageNotFound:
-            return ""
+        return docker.image_id(self.client, tag)
 
     def make_server(
         self, model: PreparedModel, log_dir: Path, label: str, run_id: str
     ) -> ModelServer:
         """A server container inside a fresh sink container's namespace."""
-        command = _require_local(model)
+        command = require_local(model)
         sandbox = docker.DockerSandbox(self.client, run_id, log_dir, label)
         log_path = log_dir / f"{label}.log"
         return docker.DockerServer(command, log_path, sandbox, command.image, self.gpus)
 
+    def execute(
+        self,
+        argv: Sequence[str],
+        image: str | None = None,
+        timeout_s: float | None = None,
+        shares: Sequence[Share] = (),
+        out: TextIO = sys.stdout,
+    ) -> ExecResult:
+        """In a hardened container of `image` (default: the llama image) in a fresh sink."""
+        chosen = image or docker.default_llama_image()
+        return execute_in_docker(argv, chosen, timeout_s=timeout_s, shares=shares, out=out)
 
-def _require_local(model: PreparedModel) -> ServerCommand:
-    if model.command is None:
+    def stamp(self, models: Sequence[PreparedModel]) -> tuple[list[PreparedModel], dict[str, str]]:
+        """Each model with the id of the image its server runs in; the sink image's id."""
+        stamped = [
+            replace(
+                m,
+                provenance=m.provenance.model_copy(
+                    update={"image_id": self.image_id(m.command.image if m.command else "")}
+                ),
+            )
+            for m in models
+        ]
+        return stamped, {
+            "sink_image": docker.SINK_IMAGE,
+            "sink_image_id": self.image_id(docker.SINK_IMAGE),
+        }
+
+
+@dataclass(frozen=True)
+class IsolationKind:
+    """A registered isolation: what it is, and how to make it on this host (with `--gpus`)."""
+
+    name: str
+    summary: str
+    create: Callable[[str], Isolation]
+
+
+ISOLATIONS: Registry[IsolationKind] = Registry("isolation")
+ISOLATIONS.add(
+    IsolationKind("none", "no sandbox, for openai: endpoints only", lambda gpus: NoIsolation())
+)
+ISOLATIONS.add(
+    IsolationKind(
+        "namespace",
+        "a network namespace, an egress sink and a bubblewrap jail; no daemon",
+        lambda gpus: _namespace_here(),
+    )
+)
+ISOLATIONS.add(
+    IsolationKind(
+        "docker",
+        "a sink container and a hardened model container; GPUs",
+        lambda gpus: DockerIsolation(docker.docker_client(), gpus),
+    )
+)
+
+
+def _namespace_here() -> NamespaceIsolation:
+    reason = namespace.unavailable_reason()
+    if reason:
         raise SandboxStartError(
-            f"{model.provenance.spec} is an endpoint that runs elsewhere; it cannot be put "
-            "in a sandbox.",
-            hint="Use --isolation none for openai: endpoints.",
+            f"no sandbox can run local models here: {reason}.",
+            hint="Install what is missing, or use an openai: endpoint with --isolation none.",
         )
-    return model.command
+    return NamespaceIsolation()
 
 
 def docker_images_present(client: Any) -> bool:
@@ -110,30 +168,20 @@ def docker_images_present(client: Any) -> bool:
 
 def choose_isolation(name: IsolationName, has_local_models: bool, gpus: str = "all") -> Isolation:
     """The isolation to use; a clear SandboxStartError when it cannot work here."""
-    if name == "none":
-        if has_local_models:
-            raise SandboxStartError(
-                "--isolation none is only for openai: endpoints; local models always run in "
-                "a sandbox.",
-                hint="Use --isolation auto (or namespace, docker).",
-            )
-        return NoIsolation()
-    if name == "docker":
-        return DockerIsolation(docker.docker_client(), gpus)
-    if name == "auto" and not has_local_models:
-        return NoIsolation()
-    if name == "auto":
-        found = usable_docker()
-        if found is not None:
-            found.gpus = gpus
-            return found
-    reason = namespace.unavailable_reason()
-    if reason:
+    if name == "none" and has_local_models:
         raise SandboxStartError(
-            f"no sandbox can run local models here: {reason}.",
-            hint="Install what is missing, or use an openai: endpoint with --isolation none.",
+            "--isolation none is only for openai: endpoints; local models always run in a sandbox.",
+            hint="Use --isolation auto (or namespace, docker).",
         )
-    return NamespaceIsolation()
+    if name != "auto":
+        return ISOLATIONS[name].create(gpus)
+    if not has_local_models:
+        return NoIsolation()
+    found = usable_docker()
+    if found is not None:
+        found.gpus = gpus
+        return found
+    return _namespace_here()
 
 
 def usable_docker() -> DockerIsolation | None:
@@ -146,24 +194,3 @@ def usable_docker() -> DockerIsolation | None:
         return DockerIsolation(client)
     client.close()
     return None
-
-
-def with_image_ids(
-    isolation: Isolation, models: Sequence[PreparedModel]
-) -> tuple[list[PreparedModel], dict[str, str]]:
-    """Models with the id of the image each will run in, and the sandbox's own image ids."""
-    if not isinstance(isolation, DockerIsolation):
-        return list(models), {}
-    stamped = [
-        replace(
-            m,
-            provenance=m.provenance.model_copy(
-                update={"image_id": isolation.image_id(m.command.image if m.command else "")}
-            ),
-        )
-        for m in models
-    ]
-    return stamped, {
-        "sink_image": docker.SINK_IMAGE,
-        "sink_image_id": isolation.image_id(docker.SINK_IMAGE),
-    }

@@ -244,17 +244,7 @@ def _trials(
                 messages=[MessageOut.model_validate(m) for m in messages[tid]],
                 tool_calls=[ToolCallOut.model_validate(c) for c in calls[tid]],
                 egress=[EgressOut.model_validate(e) for e in egress[tid]],
-                verdicts=[
-                    VerdictOut(
-                        check=v.check_name,
-                        kind=v.kind,
-                        passed=v.passed,
-                        label=v.label,
-                        evidence=v.evidence,
-                        detail=v.detail,
-                    )
-                    for v in verdicts[tid]
-                ],
+                verdicts=[VerdictOut.model_validate(v) for v in verdicts[tid]],
             )
         )
     return trials

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from sandbox.report.metrics import Figures, ModelMetrics, Rate
 
@@ -180,9 +180,12 @@ class EgressOut(Out):
 
 
 class VerdictOut(Out):
-    """A check's verdict with the evidence that decided it."""
+    """A check's verdict with the evidence that decided it.
 
-    check: str
+    Read alike from a check's `Verdict` and from the store's `VerdictRow` (`check_name`).
+    """
+
+    check: str = Field(validation_alias=AliasChoices("check", "check_name"))
     kind: str
     passed: bool
     label: str

@@ -51,9 +51,11 @@ def _registered(kind: str) -> AfterValidator:
 
 
 def _listed(names: list[str]) -> str:
-    """ "'a', 'b' or 'c'", as pydantic lists the values of a Literal."""
+    """The names as pydantic lists the values of a Literal: 'a', 'b' or 'c'."""
     quoted = [f"'{n}'" for n in names]
-    return " or ".join([", ".join(quoted[:-1]), quoted[-1]]) if len(quoted) > 1 else "".join(quoted)
+    if len(quoted) < 2:
+        return "".join(quoted)
+    return f"{', '.join(quoted[:-1])} or {quoted[-1]}"
 
 
 CarrierName = Annotated[str, _registered("carrier")]
