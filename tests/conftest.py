@@ -84,6 +84,7 @@ OUTSIDE = frozenset(
         "postgres",
         "chromium",
         "make",
+        "sandbox",
         "sbatch",
         "srun",
         "slurmctld",

@@ -100,6 +100,7 @@ def run_console_script(*args: str, cwd: Path) -> subprocess.CompletedProcess[str
     )
 
 
+@pytest.mark.e2e
 def test_console_script_validate_exits_1_with_file_and_line_and_no_traceback(
     folder: Path,
 ) -> None:
@@ -110,6 +111,7 @@ def test_console_script_validate_exits_1_with_file_and_line_and_no_traceback(
     assert "Traceback" not in done.stdout + done.stderr
 
 
+@pytest.mark.e2e
 def test_console_script_list_prints_each_library_id_whole() -> None:
     done = run_console_script("scenarios", "list", "scenarios", cwd=REPO)
 
