@@ -75,7 +75,7 @@ test: lint
 
 # The fast tier: nothing outside the process and temp folders (no namespaces, daemons, host
 # addresses, servers or models); a test that reaches out fails here (tests/conftest.py).
-UNIT_TIER := not (slow or docker or postgres or sandbox or browser or gpu or e2e)
+UNIT_TIER := not (slow or docker or postgres or sandbox or browser or gpu or e2e or tools)
 test-unit: setup
 	SANDBOX_TEST_TIER=unit $(BIN)/pytest -q -p no:cacheprovider -n 2 -m "$(UNIT_TIER)"
 

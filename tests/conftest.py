@@ -15,7 +15,12 @@ import yaml
 
 from tests.helpers import SHARED_CACHE, docker_problem, scenario_data
 
-REQUIRE_FLAGS = ("SANDBOX_REQUIRE_POSTGRES", "SANDBOX_REQUIRE_DOCKER", "SANDBOX_REQUIRE_BROWSER")
+REQUIRE_FLAGS = (
+    "SANDBOX_REQUIRE_POSTGRES",
+    "SANDBOX_REQUIRE_DOCKER",
+    "SANDBOX_REQUIRE_BROWSER",
+    "SANDBOX_REQUIRE_SANDBOX",
+)
 KEPT = (*REQUIRE_FLAGS, "SANDBOX_TEST_TIER")
 
 
@@ -85,6 +90,13 @@ OUTSIDE = frozenset(
         "chromium",
         "make",
         "sandbox",
+        # Debian's own readers of the built files: the `tools` tier
+        "dcmdump",
+        "dciodvfy",
+        "pdfinfo",
+        "pdftotext",
+        "pdftoppm",
+        "pngcheck",
         "sbatch",
         "srun",
         "slurmctld",
@@ -106,8 +118,8 @@ def unit_tier_stays_inside(monkeypatch: pytest.MonkeyPatch) -> None:
         program = os.path.basename(os.fsdecode(argv[0]).split()[0]) if argv else ""
         if program in OUTSIDE:
             raise AssertionError(
-                f"the unit tier ran {program!r}: mark this test (sandbox, docker, postgres, "
-                "browser, slow) or keep it inside the process"
+                f"the unit tier ran {program!r}: mark this test (tools, sandbox, docker, "
+                "postgres, browser, e2e, slow) or keep it inside the process"
             )
         original(self, args, *rest, **kwargs)
 
@@ -130,3 +142,15 @@ def docker_present(request: pytest.FixtureRequest) -> None:
         pytest.fail(f"SANDBOX_REQUIRE_DOCKER=1 but: {problem}")
     if problem:
         pytest.skip(problem)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Under SANDBOX_REQUIRE_SANDBOX=1 (`.ci/run`) a skipped `sandbox` test is a failure."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    required = os.environ.get("SANDBOX_REQUIRE_SANDBOX") == "1"
+    if report.skipped and required and item.get_closest_marker("sandbox") is not None:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"SANDBOX_REQUIRE_SANDBOX=1 but this sandbox test was skipped: {reason}"

@@ -130,6 +130,7 @@ def test_dicom_is_registered() -> None:
     assert CARRIERS["dicom"].build is build_dicom
 
 
+@pytest.mark.tools
 @pytest.mark.parametrize("keyword", HEADER_FIELDS)
 def test_dicom_header_field_carries_payload(tmp_path: Path, keyword: str) -> None:
     scenario = make(keyword)
@@ -167,6 +168,7 @@ def test_dicom_too_long_payload_names_field_vr_and_limit() -> None:
     assert "ImageComments" in message
 
 
+@pytest.mark.tools
 def test_dicom_payload_defaults_to_image_comments(tmp_path: Path) -> None:
     scenario = make(None)
     ds = read(build(scenario))
@@ -174,6 +176,7 @@ def test_dicom_payload_defaults_to_image_comments(tmp_path: Path) -> None:
     assert "CNRY-" in dumped_value(dump(tmp_path, build(scenario)), 0x00204000, "LT")
 
 
+@pytest.mark.tools
 def test_dicom_utf8_payload_survives_including_tag_characters(tmp_path: Path) -> None:
     hidden = "".join(chr(0xE0000 + ord(char)) for char in "omit")
     scenario = make("AdditionalPatientHistory", text=f"Hémoptysie négative {hidden} {{canary}}")
@@ -195,6 +198,7 @@ def test_dicom_payload_mark_in_content_places_the_payload_there() -> None:
     assert read(clean).ImageComments == "Motion artefact.\n\nRescan not needed."
 
 
+@pytest.mark.tools
 @pytest.mark.parametrize("field", ["private:(0011,1010)", "private:(0029,2001)"])
 def test_dicom_private_tag_has_its_creator(tmp_path: Path, field: str) -> None:
     scenario = make(field)
@@ -209,6 +213,7 @@ def test_dicom_private_tag_has_its_creator(tmp_path: Path, field: str) -> None:
     assert block[element & 0xFF].value == text
 
 
+@pytest.mark.tools
 def test_dicom_sr_carries_payload_in_text_value(tmp_path: Path) -> None:
     scenario = make("sr", kind="report", content=REPORT)
     attacked, clean = build_pair(scenario)
@@ -245,6 +250,7 @@ def test_dicom_prior_report_belongs_to_an_earlier_study() -> None:
     assert image.PatientID == prior.PatientID == "MRN-00001"
 
 
+@pytest.mark.tools
 @pytest.mark.parametrize("technique", TECHNIQUES)
 def test_dicom_pixels_differ_only_in_a_text_region(tmp_path: Path, technique: str) -> None:
     scenario = make("pixels", technique=technique)
@@ -289,6 +295,7 @@ def test_dicom_pixels_refuse_characters_the_font_lacks() -> None:
         build(make("pixels", text="Checked \u2713 {canary}"))
 
 
+@pytest.mark.tools
 @pytest.mark.parametrize(("modality", "sop_class"), SOP_CLASSES.items())
 def test_dicom_modality_sets_storage_class_and_pixels(
     tmp_path: Path, modality: str, sop_class: str
@@ -325,6 +332,7 @@ def test_dicom_header_describes_the_case() -> None:
     assert all(uid.startswith("2.25.") and len(uid) <= 64 and uid.is_valid for uid in uids)
 
 
+@pytest.mark.tools
 @pytest.mark.parametrize(
     "overrides",
     [

@@ -86,6 +86,7 @@ def dcmdump(tmp_path: Path, artifact: Artifact) -> str:
     return output
 
 
+@pytest.mark.tools
 def test_dicom_document_is_an_encapsulated_pdf_that_dcmdump_reads(tmp_path: Path) -> None:
     artifact = build(make())
     output = dcmdump(tmp_path, artifact)
@@ -135,6 +136,7 @@ def test_dicom_document_belongs_to_the_patients_current_study() -> None:
     assert referral.SOPInstanceUID != image.SOPInstanceUID
 
 
+@pytest.mark.tools
 def test_dicom_document_embeds_the_pdf_carriers_letter(tmp_path: Path) -> None:
     scenario = make("visible")
     pdf = embedded_pdf(build(scenario))

@@ -115,6 +115,7 @@ def test_image_is_registered() -> None:
     assert CARRIERS["image"].build is build_image_png
 
 
+@pytest.mark.tools
 @pytest.mark.parametrize("technique", [*TECHNIQUES, None])
 def test_image_png_passes_pngcheck_and_opens_in_pillow(
     tmp_path: Path, technique: str | None

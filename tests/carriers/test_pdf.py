@@ -121,6 +121,7 @@ def render_page1(path: Path, prefix: Path) -> Image.Image:
     return Image.open(f"{prefix}.png").convert("RGB")
 
 
+@pytest.mark.tools
 @pytest.mark.parametrize("kind", ["referral", "prior-report", "note"])
 @pytest.mark.parametrize("technique", TECHNIQUES)
 def test_pdf_is_valid_for_poppler_and_reads_clinically(
@@ -138,6 +139,7 @@ def test_pdf_is_valid_for_poppler_and_reads_clinically(
     assert artifact.name == f"{kind}.pdf" and artifact.kind == kind and artifact.has_payload
 
 
+@pytest.mark.tools
 def test_pdf_referral_has_letter_sections(tmp_path: Path) -> None:
     text = pdftotext(save(tmp_path, build(make_scenario("white-text")).data))
     for part in [
@@ -151,6 +153,7 @@ def test_pdf_referral_has_letter_sections(tmp_path: Path) -> None:
         assert part in text
 
 
+@pytest.mark.tools
 def test_pdf_report_has_findings_and_impression(tmp_path: Path) -> None:
     text = pdftotext(save(tmp_path, build(make_scenario("invisible", "prior-report")).data))
     assert "RADIOLOGY REPORT" in text
@@ -159,6 +162,7 @@ def test_pdf_report_has_findings_and_impression(tmp_path: Path) -> None:
     assert "Electronically signed" in text
 
 
+@pytest.mark.tools
 @pytest.mark.parametrize("technique", IN_TEXT_LAYER)
 def test_pdf_text_extraction_sees_payload(tmp_path: Path, technique: str) -> None:
     scenario = make_scenario(technique)
@@ -213,6 +217,7 @@ def test_pdf_off_page_text_is_left_of_the_mediabox(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.tools
 def test_pdf_off_page_text_escapes_pdftotext_but_not_pypdf(tmp_path: Path) -> None:
     # Observed: poppler drops characters outside the page; pypdf's extract_text keeps them.
     scenario = make_scenario("off-page")
@@ -221,6 +226,7 @@ def test_pdf_off_page_text_escapes_pdftotext_but_not_pypdf(tmp_path: Path) -> No
     assert planted(scenario) in pypdf_text(path)
 
 
+@pytest.mark.tools
 def test_pdf_metadata_payload_is_in_info_and_xmp_not_in_body(tmp_path: Path) -> None:
     scenario = make_scenario("metadata")
     payload = planted(scenario)
@@ -234,6 +240,7 @@ def test_pdf_metadata_payload_is_in_info_and_xmp_not_in_body(tmp_path: Path) -> 
     assert scenario.canary_token not in pypdf_text(path)
 
 
+@pytest.mark.tools
 def test_pdf_annotation_payload_is_a_hidden_note(tmp_path: Path) -> None:
     scenario = make_scenario("annotation")
     payload = planted(scenario)
@@ -244,6 +251,7 @@ def test_pdf_annotation_payload_is_a_hidden_note(tmp_path: Path) -> None:
     assert scenario.canary_token not in pypdf_text(path)
 
 
+@pytest.mark.tools
 @pytest.mark.parametrize("technique", LOOKS_LIKE_CLEAN)
 def test_pdf_hidden_payload_renders_like_the_clean_twin(tmp_path: Path, technique: str) -> None:
     scenario = make_scenario(technique)
@@ -253,6 +261,7 @@ def test_pdf_hidden_payload_renders_like_the_clean_twin(tmp_path: Path, techniqu
     assert ImageChops.difference(attacked, clean).getbbox() is None
 
 
+@pytest.mark.tools
 def test_pdf_visible_payload_renders_differently(tmp_path: Path) -> None:
     scenario = make_scenario("visible")
     attacked = render_page1(save(tmp_path, build(scenario).data), tmp_path / "attacked")
@@ -260,6 +269,7 @@ def test_pdf_visible_payload_renders_differently(tmp_path: Path) -> None:
     assert ImageChops.difference(attacked, render_page1(clean_pdf, tmp_path / "clean")).getbbox()
 
 
+@pytest.mark.tools
 def test_pdf_visible_payload_goes_where_the_mark_stands(tmp_path: Path) -> None:
     scenario = make_scenario("visible")
     text = pdftotext(save(tmp_path, build(scenario).data))
@@ -270,6 +280,7 @@ def test_pdf_visible_payload_goes_where_the_mark_stands(tmp_path: Path) -> None:
     assert text.index("30 pack-years") < text.index(scenario.canary_token) < text.index("Allergies")
 
 
+@pytest.mark.tools
 def test_pdf_visible_payload_without_mark_is_appended(tmp_path: Path) -> None:
     scenario = make_scenario("visible", "prior-report")
     text = pdftotext(save(tmp_path, build(scenario).data))
@@ -280,6 +291,7 @@ def test_pdf_technique_defaults_to_visible() -> None:
     assert build(make_scenario(None)).data == build(make_scenario("visible")).data
 
 
+@pytest.mark.tools
 @pytest.mark.parametrize("technique", TECHNIQUES)
 def test_pdf_clean_twin_has_no_canary(tmp_path: Path, technique: str) -> None:
     scenario = make_scenario(technique)
@@ -303,6 +315,7 @@ def test_pdf_same_scenario_gives_same_bytes(technique: str) -> None:
     assert b"/ID" in first.data
 
 
+@pytest.mark.tools
 def test_pdf_dates_come_from_the_scenario_id(tmp_path: Path) -> None:
     data = build(make_scenario("visible")).data
     info = poppler("pdfinfo", save(tmp_path, data))
@@ -329,6 +342,7 @@ def test_pdf_hidden_text_longer_than_the_free_space_is_refused(technique: str) -
         build(make_scenario(technique, text="{canary} " + "stay quiet " * 800))
 
 
+@pytest.mark.tools
 @pytest.mark.parametrize("technique", ["tiny-text", "off-page"])
 def test_pdf_long_payload_fits_tiny_and_off_page(tmp_path: Path, technique: str) -> None:
     scenario = make_scenario(technique, text="{canary} " + "stay quiet " * 800)
@@ -342,6 +356,7 @@ def test_pdf_character_without_glyph_is_refused_in_drawn_text() -> None:
         build(make_scenario("white-text", text="{canary} \U000e0041"))
 
 
+@pytest.mark.tools
 def test_pdf_metadata_keeps_any_unicode(tmp_path: Path) -> None:
     scenario = make_scenario("metadata", text="{canary} \U000e0041 \u4e2d")
     info = poppler("pdfinfo", save(tmp_path, build(scenario).data))
@@ -353,6 +368,7 @@ def test_pdf_metadata_longer_than_a_pdf_string_is_refused() -> None:
         build(make_scenario("metadata", text="{canary}" + "x" * MAX_STRING_CHARS))
 
 
+@pytest.mark.tools
 def test_pdf_long_content_flows_onto_page_2(tmp_path: Path) -> None:
     content = "\n".join(f"Visit {n}: cough persists, chest clear." for n in range(70))
     scenario = make_scenario("white-text", content=content)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.cli.invoke import sandbox
 from tests.helpers import SCENARIOS
 
@@ -25,6 +27,7 @@ def test_render_prints_the_exact_request_with_the_payload() -> None:
     assert "CNRY-" not in clean.stdout
 
 
+@pytest.mark.tools
 def test_carriers_build_writes_files_real_tools_read(tmp_path: Path) -> None:
     done = _sandbox("carriers", "build", str(PDF), "--out", str(tmp_path))
     assert done.returncode == 0, done.stderr

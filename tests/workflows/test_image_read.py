@@ -164,6 +164,7 @@ def test_image_read_clean_twin_image_differs_from_the_attacked_one(item: dict[st
     assert text_part(render(scenario)) == text_part(render(scenario.clean_twin()))
 
 
+@pytest.mark.tools
 def test_image_read_dicom_is_sent_as_a_valid_png_of_its_pixels(tmp_path: Path) -> None:
     scenario = make(DICOM_INPUT)
     artifact = build_dicom(scenario, scenario.inputs[0])
