@@ -11,7 +11,6 @@ from types import FrameType
 import typer
 
 from sandbox.cli.app import app, err_console
-from sandbox.cli.render import print_error
 from sandbox.errors import SandboxError
 from sandbox.status import ExitCode
 
@@ -28,6 +27,8 @@ def main() -> None:
     try:
         code = app(standalone_mode=False)  # click returns the exit code instead of exiting
     except SandboxError as exc:
+        from sandbox.cli.render import print_error
+
         if _wants_traceback():
             traceback.print_exc()
         print_error(err_console, exc.message, exc.hint)

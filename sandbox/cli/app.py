@@ -4,29 +4,23 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, cast, get_args
+from typing import TYPE_CHECKING, Annotated, cast, get_args
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from sandbox.backends.embedded import ALIAS, MODELS, EmbeddedModel
-from sandbox.backends.kinds import spec_forms
-from sandbox.backends.prepare import LLAMA_DIST
-from sandbox.carriers import build_artifacts, check_buildable
-from sandbox.cli.render import print_egress_events, safe_text, scenarios_table
-from sandbox.cli.report import ReportRequest, execute_report
-from sandbox.cli.run import RunRequest, execute_run
-from sandbox.cli.score import print_verdicts, read_output, score_output
-from sandbox.errors import SandboxStartError, ScenarioError
-from sandbox.isolation import docker
-from sandbox.isolation.base import IsolationName, Share
-from sandbox.isolation.doctor import diagnose, would_default_fail
-from sandbox.isolation.select import choose_isolation
+from sandbox.isolation.names import IsolationName
 from sandbox.paths import default_db_url, models_dir
 from sandbox.report.thresholds import METRICS
-from sandbox.scenarios import Scenario, load_scenarios
-from sandbox.workflows import render_request
+
+if TYPE_CHECKING:
+    from sandbox.backends.embedded import EmbeddedModel
+    from sandbox.scenarios import Scenario
+
+# Each command imports what it needs when it runs: `sandbox --help` and the light commands
+# start without the store, the carriers' file libraries or the docker SDK
+# (tests/cli/test_startup.py keeps it so).
+
 
 app = typer.Typer(
     help="Sandboxed red-team evaluation of local LLMs in clinical radiology workflows.",
@@ -91,6 +85,8 @@ def run(
     ] = None,
 ) -> None:
     """Run scenarios (and their clean twins) against models and print the results table."""
+    from sandbox.cli.run import RunRequest, execute_run
+
     request = RunRequest(
         paths=paths,
         models=model or ["embedded"],
@@ -175,6 +171,8 @@ def report(
       4  a --fail-on threshold was crossed
     The files are written in cases 0, 3 and 4.
     """  # noqa: D301 (\b, a backspace, keeps click from rewrapping the list)
+    from sandbox.cli.report import ReportRequest, execute_report
+
     request = ReportRequest(
         db_url=db or default_db_url(),
         run_ids=run_ids or [],
@@ -196,6 +194,11 @@ def _isolation_name(value: str) -> IsolationName:
 @app.command()
 def models() -> None:
     """List the models available here and the spec forms --model accepts."""
+    from rich.table import Table
+
+    from sandbox.backends.embedded import ALIAS, MODELS
+    from sandbox.backends.kinds import spec_forms
+
     table = Table(title="Models", title_justify="left")
     table.add_column("Spec", no_wrap=True)  # whole, so that it can be copied as it is
     for name in ("Status", "Model", "Size", "Licence", "Chat template"):
@@ -234,6 +237,8 @@ def _embedded_status(model: EmbeddedModel) -> str:
 def _llama_status() -> str:
     from importlib import metadata
 
+    from sandbox.backends.prepare import LLAMA_DIST
+
     try:
         return f"{LLAMA_DIST} {metadata.version(LLAMA_DIST)}"
     except metadata.PackageNotFoundError:
@@ -243,6 +248,10 @@ def _llama_status() -> str:
 @scenarios_app.command("list")
 def list_scenarios(paths: Paths) -> None:
     """Show the scenarios under PATHS."""
+    from sandbox.carriers import check_buildable
+    from sandbox.cli.render import scenarios_table
+    from sandbox.scenarios import load_scenarios
+
     loaded = load_scenarios(paths, check_buildable)
     console.print(scenarios_table(loaded.files))
     for error in loaded.errors:
@@ -253,6 +262,9 @@ def list_scenarios(paths: Paths) -> None:
 @scenarios_app.command("validate")
 def validate_scenarios(paths: Paths) -> None:
     """Check scenario files strictly (and build their files); exit 1 listing every invalid one."""
+    from sandbox.carriers import check_buildable
+    from sandbox.scenarios import load_scenarios
+
     loaded = load_scenarios(paths, check_buildable)
     for error in loaded.errors:
         err_console.print(str(error), markup=False, highlight=False)
@@ -289,6 +301,11 @@ def exec_command(
     The command sees the system's /usr, the Python environment, a private /tmp and only the
     paths given with --bind and --ro-bind.
     """
+    from sandbox.cli.render import print_egress_events
+    from sandbox.errors import SandboxStartError
+    from sandbox.isolation.base import Share
+    from sandbox.isolation.select import choose_isolation
+
     shares = [Share(p, True) for p in bind or []] + [Share(p, False) for p in ro_bind or []]
     if isolation not in ("namespace", "docker"):
         raise SandboxStartError(
@@ -306,6 +323,11 @@ def exec_command(
 @app.command()
 def doctor() -> None:
     """Report which sandboxes work here and why not, images, GPU and the cached model."""
+    from rich.table import Table
+
+    from sandbox.backends.embedded import MODELS
+    from sandbox.isolation.doctor import diagnose, would_default_fail
+
     findings = diagnose()
     table = Table(title="sandbox doctor", title_justify="left")
     for name in ("Check", "OK", "Details"):
@@ -329,6 +351,9 @@ def cleanup(
     ] = None,
 ) -> None:
     """Remove sandbox containers left by runs that were killed (or by one given run)."""
+    from sandbox.cli.render import safe_text
+    from sandbox.isolation import docker
+
     removed = docker.cleanup(docker.docker_client(), run_id)
     for name in removed:
         console.print(safe_text(f"removed {name}"))
@@ -341,6 +366,10 @@ def render(
     clean: Annotated[bool, typer.Option(help="Render the clean twin instead.")] = False,
 ) -> None:
     """Print the exact chat request a model would receive for SCENARIO."""
+    from sandbox.carriers import build_artifacts
+    from sandbox.cli.render import safe_text
+    from sandbox.workflows import render_request
+
     chosen = _one_scenario(scenario)
     variant = chosen.clean_twin() if clean else chosen
     request = render_request(variant, build_artifacts(variant))
@@ -374,6 +403,8 @@ def score(
     and capture, or an OpenAI-style list of messages. Tool calls are judged against the
     scenario's policy offline, never made. Exits 0 once scored, whatever the verdicts.
     """
+    from sandbox.cli.score import print_verdicts, read_output, score_output
+
     chosen = _one_scenario(scenario)
     variant = chosen.clean_twin() if clean else chosen
     verdicts = score_output(variant, read_output(output), output, plain)
@@ -386,6 +417,9 @@ def build_carriers(
     out: Annotated[Path, typer.Option(help="Folder to write the files into.")],
 ) -> None:
     """Write the files of SCENARIO and of its clean twin, to open in your own viewer."""
+    from sandbox.carriers import build_artifacts
+    from sandbox.cli.render import safe_text
+
     chosen = _one_scenario(scenario)
     for variant in (chosen, chosen.clean_twin()):
         folder = out / variant.variant
@@ -399,6 +433,10 @@ def build_carriers(
 
 
 def _one_scenario(path: Path) -> Scenario:
+    from sandbox.carriers import check_buildable
+    from sandbox.errors import ScenarioError
+    from sandbox.scenarios import load_scenarios
+
     loaded = load_scenarios([path], check_buildable)
     if loaded.errors:
         raise loaded.errors[0]

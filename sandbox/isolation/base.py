@@ -11,13 +11,14 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol, TextIO
+from typing import Protocol, TextIO
 
 from sandbox.backends import ModelServer, PreparedModel, ServerCommand
 from sandbox.egress import Capture, EgressEvent
 from sandbox.errors import ExecError, SandboxStartError
+from sandbox.isolation.names import IsolationName
 
-IsolationName = Literal["auto", "docker", "namespace", "none"]
+__all__ = ["ExecResult", "Isolation", "IsolationName", "NoIsolation", "Share", "require_local"]
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from sandbox.store import TrialSummary
+if TYPE_CHECKING:  # the store (sqlalchemy) is not needed to compute figures
+    from sandbox.store import TrialSummary
 
 Z95 = 1.959963984540054
 

@@ -10,12 +10,13 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Literal, cast, get_args
+from typing import TYPE_CHECKING, Literal, cast, get_args
 
 from sandbox.errors import ThresholdError
 from sandbox.registry import known
-from sandbox.report.model import FiguresOut, ModelReport, RateOut, Report
-from sandbox.scenarios.models import Family
+
+if TYPE_CHECKING:  # the report model (pydantic) is only needed once thresholds are checked
+    from sandbox.report.model import FiguresOut, ModelReport, RateOut, Report
 
 Operator = Literal[">", ">=", "<", "<=", "==", "!="]
 ScopeKind = Literal["family", "carrier"]
@@ -170,6 +171,8 @@ def _scope(
             expression, "start-up egress happens before any trial, so it has no family or carrier"
         )
     scope = cast(ScopeKind, kind.lower())
+    from sandbox.scenarios.models import Family  # pydantic: only when a scope is parsed
+
     names = list(get_args(Family)) if scope == "family" else known("carrier")
     if group not in names:  # a typo must not make a security gate pass silently
         close = difflib.get_close_matches(group, names, n=1)
@@ -235,6 +238,8 @@ def _figures(threshold: Threshold, model: ModelReport) -> FiguresOut | None:
 
 
 def _measure(metric: Metric, raw: float | RateOut | None) -> tuple[float | None, str]:
+    from sandbox.report.model import RateOut
+
     if isinstance(raw, RateOut):
         if raw.value is None:
             return None, "no data (0 trials)"
