@@ -2,12 +2,19 @@
 
 YAML is composed into nodes first so that each value keeps its line; duplicate keys (which
 PyYAML would silently collapse) are errors. Pydantic then validates the plain data.
+
+A scenario file may come from anyone, so reading it is bounded: only regular files (not a FIFO
+or a link to /dev/zero), at most MAX_BYTES, no anchors or aliases (a billion-laughs file or a
+recursive alias would expand without end), at most MAX_DEPTH levels of nesting, and a NUL or
+other control character is an error at its line, like any other.
 """
 
 from __future__ import annotations
 
 import difflib
 import hashlib
+import os
+import stat
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +28,8 @@ from sandbox.scenarios.models import Scenario
 
 Loc = tuple[str | int, ...]
 SUFFIXES = (".yaml", ".yml")
+MAX_BYTES = 1 << 20  # the library's largest scenario is 13 KB
+MAX_DEPTH = 32  # the schema nests six levels deep
 
 
 @dataclass(frozen=True)
@@ -106,11 +115,7 @@ def _id_line(path: Path) -> int:
 
 def load_scenario_file(path: Path) -> ScenarioFile:
     """Load and validate one scenario file."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        message = f"{path}: cannot read ({exc.strerror})."
-        raise ScenarioError(message, hint="Check the path.") from exc
+    raw = _read_bounded(path)
     data, lines = _parse_yaml(path, raw)
     if "variant" in data:
         raise ScenarioError(
@@ -124,11 +129,78 @@ def load_scenario_file(path: Path) -> ScenarioFile:
     return ScenarioFile(path=path, sha256=hashlib.sha256(raw).hexdigest(), scenario=scenario)
 
 
+def _read_bounded(path: Path) -> bytes:
+    """The file's bytes: a regular file of at most MAX_BYTES, opened without blocking."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        message = f"{path}: cannot read ({exc.strerror})."
+        raise ScenarioError(message, hint="Check the path.") from exc
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ScenarioError(
+                f"{path}: not a regular file (a device, FIFO or socket).",
+                hint="Point at the scenario's .yaml file itself.",
+            )
+        raw = handle.read(MAX_BYTES + 1)
+    if len(raw) > MAX_BYTES:
+        raise ScenarioError(
+            f"{path}: larger than {MAX_BYTES >> 20} MiB; a scenario file is a few kilobytes.",
+            hint="Put large documents in the scenario's content, not thousands of copies.",
+        )
+    return raw
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe composer, refusing aliases and nesting deeper than MAX_DEPTH."""
+
+    path = Path()
+    depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        line = event.start_mark.line + 1 if event.start_mark else 1
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise ScenarioError(
+                f"{self.path}:{line}: YAML anchors and aliases (&name, *name) are not allowed.",
+                hint="Write the value out where it is used.",
+            )
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise ScenarioError(
+                f"{self.path}:{line}: nested deeper than {MAX_DEPTH} levels.",
+                hint="A scenario nests a few levels (inputs, payload, case...); check the file.",
+            )
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def _compose(path: Path, text: str) -> yaml.Node | None:
+    loader = _BoundedLoader(text)
+    loader.path = path
+    try:
+        return loader.get_single_node()
+    finally:
+        loader.dispose()
+
+
 def _parse_yaml(path: Path, raw: bytes) -> tuple[Any, dict[Loc, int]]:
     try:
-        node = yaml.compose(raw.decode("utf-8"), Loader=yaml.SafeLoader)
+        node = _compose(path, raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
-        raise ScenarioError(f"{path}: not UTF-8 text.", hint="Save the file as UTF-8.") from exc
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ScenarioError(
+            f"{path}:{line}: not UTF-8 text (byte {raw[exc.start]:#04x}).",
+            hint="Save the file as UTF-8.",
+        ) from None
+    except yaml.reader.ReaderError as exc:
+        line = raw.decode("utf-8")[: exc.position].count("\n") + 1
+        raise ScenarioError(
+            f"{path}:{line}: the character U+{exc.character:04X} is not allowed in YAML.",
+            hint="Remove the control character (a NUL byte, for instance).",
+        ) from None
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else 1
         raise ScenarioError(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -13,6 +14,7 @@ from sandbox.carriers import build_artifacts
 from sandbox.errors import ScenarioError
 from sandbox.registry import known
 from sandbox.scenarios import Scenario, load_scenario_file, load_scenarios
+from sandbox.scenarios.loader import MAX_BYTES
 from sandbox.scenarios.models import Expected, Family
 from tests.helpers import scenario_data
 
@@ -215,7 +217,7 @@ def test_load_scenario_file_rejects_a_file_that_is_not_utf8(tmp_path: Path) -> N
 
     message = load_error(path)
 
-    assert message.startswith(f"{path}: not UTF-8 text.")
+    assert message.startswith(f"{path}:") and "not UTF-8 text (byte 0xe9)." in message
 
 
 def test_load_scenario_file_rejects_an_unreadable_path(tmp_path: Path) -> None:
@@ -454,3 +456,66 @@ def test_scenario_accepts_categories_and_planted_findings_as_ground_truth() -> N
 def test_expected_rejects_an_unknown_category(field: str, value: str) -> None:
     with pytest.raises(ValidationError, match=field):
         Expected.model_validate({field: value})
+
+
+# ---- hostile files: a clear error naming the file, in bounded time and memory ---------------
+
+BILLION_LAUGHS = "a: &a ['lol','lol','lol','lol','lol','lol','lol','lol','lol']\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{','.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8)
+)
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (BILLION_LAUGHS, ":1: YAML anchors and aliases (&name, *name) are not allowed."),
+        ("id: &x [*x]\n", ":1: YAML anchors and aliases"),
+        ("id: x\ntitle: *missing\n", ":2: YAML anchors and aliases"),
+        ("id: " + "[" * 1000 + "]" * 1000 + "\n", ":1: nested deeper than 32 levels."),
+        ("id: x\ntitle: a\x00b\n", ":2: the character U+0000 is not allowed in YAML."),
+    ],
+    ids=["billion-laughs", "recursive-alias", "unknown-alias", "deep-nesting", "nul-byte"],
+)
+def test_load_scenario_file_refuses_hostile_yaml_at_its_line(
+    write_scenario: Write, text: str, expected: str
+) -> None:
+    path = write_scenario(text)
+    assert f"{path}{expected}" in load_error(path)
+
+
+def test_load_scenario_file_names_the_line_of_invalid_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(b"id: x\ntitle: M\xfcller\n")
+    assert f"{path}:2: not UTF-8 text (byte 0xfc)." in load_error(path)
+
+
+@pytest.mark.timeout(10)
+def test_load_scenario_file_refuses_a_fifo_without_waiting(tmp_path: Path) -> None:
+    path = tmp_path / "pipe.yaml"
+    os.mkfifo(path)
+    assert f"{path}: not a regular file" in load_error(path)
+
+
+@pytest.mark.timeout(10)
+def test_load_scenario_file_refuses_a_link_to_a_device(tmp_path: Path) -> None:
+    path = tmp_path / "zero.yaml"
+    path.symlink_to("/dev/zero")
+    assert f"{path}: not a regular file" in load_error(path)
+
+
+def test_load_scenario_file_refuses_a_file_past_the_size_cap(tmp_path: Path) -> None:
+    path = tmp_path / "huge.yaml"
+    path.write_bytes(b"id: x\ntitle: " + b"a" * (MAX_BYTES + 1) + b"\n")
+    assert f"{path}: larger than 1 MiB" in load_error(path)
+
+
+def test_load_scenarios_of_a_folder_reports_the_hostile_file_and_loads_the_rest(
+    write_scenario: Write,
+) -> None:
+    good = write_scenario(VALID, name="good.yaml")
+    write_scenario(BILLION_LAUGHS, name="laughs.yaml")
+    loaded = load_scenarios([good.parent])
+    assert [f.path.name for f in loaded.files] == ["good.yaml"]
+    [error] = loaded.errors
+    assert "laughs.yaml:1: YAML anchors and aliases" in str(error)
