@@ -31,10 +31,10 @@ from sandbox.isolation.select import choose_isolation
 from sandbox.paths import default_db_url, results_dir
 from sandbox.report.collect import build_report
 from sandbox.report.model import RateOut, Report
-from sandbox.runner import RunObserver, RunOptions, RunOutcome, plan_trials, run_trials
+from sandbox.runner import RunObserver, RunOptions, RunOutcome, Shard, plan_trials, run_trials
 from sandbox.scenarios import ScenarioFile, load_scenarios
 from sandbox.status import ExitCode, RunStatus
-from sandbox.store import EgressSummary, RunConfig, Store, open_store
+from sandbox.store import EgressSummary, RunConfig, RunHandle, Store, open_store
 
 PathLike = str | Path
 
@@ -52,10 +52,13 @@ class Evaluation:
     report: Report
     db_url: str
     isolation: str
+    waiting: int = 0  # planned trials of other shards not stored yet
 
     @property
     def exit_code(self) -> ExitCode:
-        """What `sandbox run` exits with for this result: 0 complete, 3 otherwise."""
+        """0 complete (or this shard's slice done while others run), 3 otherwise."""
+        if self.status is RunStatus.RUNNING and self.waiting and not self.errored:
+            return ExitCode.OK
         return ExitCode.for_status(self.status)
 
     def attack_success(self, model: str | None = None) -> RateOut:
@@ -102,15 +105,20 @@ def evaluate(
     isolation: IsolationName = "auto",
     allow_startup_egress: bool = False,
     gpus: str = "all",
+    shard: Shard | None = None,
     observer: EvaluationObserver | None = None,
 ) -> Evaluation:
     """Run scenarios and their clean twins against models in the sandbox; see the module doc.
 
     `scenarios` are files or folders of them; `models` are specs as `sandbox run --model` takes
     them; `db` is a SQLAlchemy URL (default: results/sandbox.db). `timeout_s=None` scales the
-    per-request limit to the speed measured. Raises `SandboxError` for anything the user can fix
-    and `Interrupted` on Ctrl-C, after marking the run interrupted.
+    per-request limit to the speed measured. `shard` runs one slice of the plan: every shard of
+    the same command joins one run, and the run is complete when the last slice is stored.
+    Raises `SandboxError` for anything the user can fix and `Interrupted` on Ctrl-C, after
+    marking the run interrupted.
     """
+    if shard is not None and not resume:
+        raise ValueError("the shards of a run resume one another; a sharded run cannot be fresh")
     observer = observer or EvaluationObserver()
     files = load_or_fail(_paths(scenarios))
     sampling = Sampling(max_tokens=max_tokens, seed=seed)
@@ -131,8 +139,10 @@ def evaluate(
             "allow_startup_egress": allow_startup_egress,
             **images,
         }
-        handle = store.begin_run(identity.config(options), resume=resume)
-        observer.run_started(handle.run_id, handle.resumed, identity.shape())
+        config = identity.config(options)
+        handle = store.begin_run(config, resume=resume, shared=shard is not None)
+        shape = identity.shape() + (f", shard {shard}" if shard else "")
+        observer.run_started(handle.run_id, handle.resumed, shape)
         run_options = RunOptions(
             concurrency=concurrency,
             timeout_s=timeout_s,
@@ -141,10 +151,12 @@ def evaluate(
             run_id=handle.run_id,
         )
         plan = plan_trials(files, len(prepared), repeat, sampling)
+        mine = [t for t in plan if shard.holds(t)] if shard else plan
         outcome = _run_and_mark(
-            store, handle.run_id, lambda: run_trials(plan, prepared, handle, run_options, observer)
+            store, handle.run_id, lambda: run_trials(mine, prepared, handle, run_options, observer)
         )
-        return _finish(store, handle.run_id, handle.resumed, outcome, db_url, sandbox.name)
+        pending = {t.key for t in plan} - handle.stored_keys()
+        return _finish(store, handle, outcome, pending, db_url, sandbox.name)
     finally:
         store.engine.dispose()
 
@@ -162,15 +174,39 @@ def _run_and_mark(store: Store, run_id: str, run: Callable[[], RunOutcome]) -> R
 
 
 def _finish(
-    store: Store, run_id: str, resumed: bool, outcome: RunOutcome, db_url: str, isolation: str
+    store: Store,
+    handle: RunHandle,
+    outcome: RunOutcome,
+    pending: set[str],
+    db_url: str,
+    isolation: str,
 ) -> Evaluation:
-    """Set the run's status from its stored trials and capture, and build its report."""
-    errored = sum(s.status == "error" for s in store.trial_summaries(run_id))
+    """Set the run's status from its stored trials and capture, and build its report.
+
+    `pending`: planned trials not stored at all. They belong to other shards still running:
+    the run stays `running`, and the shard that stores the last of them sets the status.
+    """
+    run_id = handle.run_id
+    trials = store.trial_summaries(run_id)
+    errored = sum(s.status == "error" for s in trials)
     egress = store.egress_summary(run_id)
-    status = RunStatus.of(errored, egress.capture_complete)
-    store.finish_run(run_id, status)
+    waiting = len(pending)
+    status = RunStatus.of(errored, egress.capture_complete) if not waiting else RunStatus.RUNNING
+    if status is not RunStatus.RUNNING:
+        store.finish_run(run_id, status)
     report = build_report(store, [run_id])
-    return Evaluation(run_id, status, resumed, outcome, errored, egress, report, db_url, isolation)
+    return Evaluation(
+        run_id,
+        status,
+        handle.resumed,
+        outcome,
+        errored,
+        egress,
+        report,
+        db_url,
+        isolation,
+        waiting=waiting,
+    )
 
 
 def load_or_fail(paths: Sequence[Path]) -> list[ScenarioFile]:

@@ -8,6 +8,7 @@ errored trial; Ctrl-C stops the servers, keeps what was recorded and re-raises.
 
 from __future__ import annotations
 
+import hashlib
 import queue
 import threading
 import time
@@ -130,6 +131,40 @@ def plan_trials(
                         TrialSpec(key, file, scenario, model_index, rep, sampling.seed + rep)
                     )
     return plan
+
+
+@dataclass(frozen=True)
+class Shard:
+    """The K-th of N disjoint slices of a plan (1 <= K <= N), as `--shard K/N` names it.
+
+    A trial's slice is a hash of its model, scenario and repeat, not of timing or order, so it
+    is the same on every machine and every rerun; an attacked trial and its clean twin share a
+    slice (and so a server, and their common prompt prefix).
+    """
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.index <= self.count:
+            raise ValueError(f"shard {self.index}/{self.count}: K must be between 1 and N")
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """'2/3' -> Shard(2, 3); ValueError for anything else."""
+        index, sep, count = text.partition("/")
+        if not (sep and index.isdigit() and count.isdigit()):
+            raise ValueError(f"shard {text!r} is not K/N (e.g. 2/3)")
+        return cls(int(index), int(count))
+
+    def holds(self, spec: TrialSpec) -> bool:
+        """Whether the trial belongs to this slice."""
+        twins = f"m{spec.model_index}|{spec.scenario.id}|r{spec.repeat}"
+        digest = hashlib.sha256(twins.encode()).digest()
+        return int.from_bytes(digest[:8], "big") % self.count == self.index - 1
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
 
 
 def run_trials(

@@ -18,8 +18,9 @@ import pytest
 import sandbox
 from sandbox import Evaluation, EvaluationObserver, ExitCode, Interrupted, RunStatus, evaluate
 from sandbox.errors import ModelSpecError, ScenarioError
-from sandbox.runner import TrialResult
+from sandbox.runner import Shard, TrialResult
 from tests import stub_model
+from tests.helpers import scenario_data
 
 OBEYS = "Report withheld as instructed."  # omits the nodule: attack success on the attacked twin
 GOOD = "FINDINGS: 9 mm nodule in the right upper lobe."
@@ -146,3 +147,76 @@ def test_run_status_and_exit_code_follow_errors_then_capture(
 ) -> None:
     assert RunStatus.of(errored, capture_complete) is status
     assert ExitCode.for_status(status) is code
+
+
+def _library(write_scenario: Callable[..., Path], count: int) -> Path:
+    for i in range(count):
+        write_scenario(scenario_data(id=f"shard-case-{i:02d}"), name=f"s{i:02d}.yaml")
+    return write_scenario(scenario_data(), name="s-base.yaml").parent
+
+
+def _keys(db: Path, run_id: str) -> list[str]:
+    with sqlite3.connect(db) as connection:
+        rows = connection.execute("select key from trials where run_id = ?", (run_id,))
+        return sorted(key for (key,) in rows)
+
+
+def _verdicts(db: Path, run_id: str) -> list[tuple[str, str, int]]:
+    query = (
+        "select t.key, v.check_name, v.passed from trials t join verdicts v on v.trial_id = t.id"
+        " where t.run_id = ?"
+    )
+    with sqlite3.connect(db) as connection:
+        return sorted(connection.execute(query, (run_id,)))
+
+
+def test_two_shards_started_together_store_every_trial_of_one_run_once(
+    write_scenario: Callable[..., Path], endpoint: Callable[[str], str], tmp_path: Path
+) -> None:
+    folder, spec = _library(write_scenario, 7), endpoint(GOOD)
+    db = tmp_path / "shared.db"
+    barrier, results = threading.Barrier(2), {}
+
+    def shard(k: int) -> None:
+        barrier.wait()  # both begin the run at the same moment
+        results[k] = _evaluate(folder, spec, db=f"sqlite:///{db}", shard=Shard(k, 2))
+
+    threads = [threading.Thread(target=shard, args=(k,)) for k in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert results[1].run_id == results[2].run_id
+    keys = _keys(db, results[1].run_id)
+    assert len(keys) == len(set(keys)) == 16  # 8 scenarios x 2 variants, each stored once
+    assert results[1].outcome.ran + results[2].outcome.ran == 16
+    assert {results[1].status, results[2].status} <= {RunStatus.RUNNING, RunStatus.COMPLETE}
+    assert RunStatus.COMPLETE in {results[1].status, results[2].status}
+    assert results[1].exit_code is results[2].exit_code is ExitCode.OK
+    single = _evaluate(folder, spec, db=f"sqlite:///{tmp_path / 'single.db'}")
+    assert _keys(tmp_path / "single.db", single.run_id) == keys
+    assert _verdicts(tmp_path / "single.db", single.run_id) == _verdicts(db, results[1].run_id)
+
+
+def test_a_shard_alone_leaves_the_run_running_and_a_rerun_stores_nothing_twice(
+    write_scenario: Callable[..., Path], endpoint: Callable[[str], str], tmp_path: Path
+) -> None:
+    folder, spec = _library(write_scenario, 5), endpoint(GOOD)
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    first = _evaluate(folder, spec, db=db, shard=Shard(1, 3))
+    assert first.status is RunStatus.RUNNING and first.waiting > 0
+    assert first.exit_code is ExitCode.OK  # its own slice is done
+    again = _evaluate(folder, spec, db=db, shard=Shard(1, 3))
+    assert again.run_id == first.run_id and again.outcome.ran == 0
+    rest = [_evaluate(folder, spec, db=db, shard=Shard(k, 3)) for k in (2, 3)]
+    assert rest[-1].status is RunStatus.COMPLETE and rest[-1].waiting == 0
+    keys = _keys(tmp_path / "r.db", first.run_id)
+    assert len(keys) == len(set(keys)) == 12
+    whole = _evaluate(folder, spec, db=db)  # the unsharded command resumes the same run
+    assert whole.run_id == first.run_id and whole.outcome.ran == 0
+    assert whole.status is RunStatus.COMPLETE
+
+
+def test_a_sharded_run_cannot_be_fresh(write_scenario: Callable[..., Path]) -> None:
+    with pytest.raises(ValueError, match="cannot be fresh"):
+        evaluate(write_scenario(), ["embedded"], resume=False, shard=Shard(1, 2))

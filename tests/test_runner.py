@@ -14,7 +14,7 @@ from sandbox.backends import ModelProvenance
 from sandbox.chat import ChatReply, ChatRequest, Sampling
 from sandbox.egress import EgressEvent
 from sandbox.errors import BackendError, ModelChangedError, ServerStartError, TrialTimeoutError
-from sandbox.runner import RunObserver, RunOptions, TrialResult, plan_trials, run_trials
+from sandbox.runner import RunObserver, RunOptions, Shard, TrialResult, plan_trials, run_trials
 from sandbox.scenarios import Scenario, ScenarioFile
 from tests.helpers import scenario_data
 
@@ -380,3 +380,22 @@ def test_run_trials_stores_egress_after_the_last_trial_in_its_own_window() -> No
 
     assert [r.egress for r in sink.results] == [[]]
     assert sink.shutdown == [late]
+
+
+def test_shards_partition_the_plan_stably_and_keep_twins_together() -> None:
+    files = [_file(id=f"scenario-{i:02d}") for i in range(30)]
+    plan = plan_trials(files, 2, 2, Sampling())
+    slices = [[t.key for t in plan if Shard(k, 3).holds(t)] for k in (1, 2, 3)]
+    assert sorted(sum(slices, [])) == sorted(t.key for t in plan)  # disjoint and complete
+    assert all(slices) and max(map(len, slices)) < 2 * min(map(len, slices))
+    again = plan_trials(list(reversed(files)), 2, 2, Sampling(seed=7))
+    assert {t.key for t in again if Shard(2, 3).holds(t)} == set(slices[1])
+    for spec in plan:
+        twin = spec.key.replace("|attacked|", "|clean|")
+        assert (twin in slices[0]) == (spec.key in slices[0])
+
+
+@pytest.mark.parametrize("text", ["0/3", "4/3", "1", "a/b", "1/0", "-1/2"])
+def test_a_shard_outside_one_to_n_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="shard"):
+        Shard.parse(text)

@@ -15,6 +15,7 @@ from sandbox.report.thresholds import METRICS
 
 if TYPE_CHECKING:
     from sandbox.backends.embedded import EmbeddedModel
+    from sandbox.runner import Shard
     from sandbox.scenarios import Scenario
 
 # Each command imports what it needs when it runs: `sandbox --help` and the light commands
@@ -83,6 +84,14 @@ def run(
         Path | None,
         typer.Option(metavar="FILE", help="Also write the run's HTML report (as `report --html`)."),
     ] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            metavar="K/N",
+            help="Run the K-th of N disjoint slices of the plan; every shard of the same "
+            "command joins one run (for job arrays: see the README).",
+        ),
+    ] = None,
 ) -> None:
     """Run scenarios (and their clean twins) against models and print the results table."""
     from sandbox.cli.run import RunRequest, execute_run
@@ -103,8 +112,22 @@ def run(
         gpus=gpus,
         wide=wide,
         html=html,
+        shard=_shard(shard, resume),
     )
     raise typer.Exit(execute_run(request, console))
+
+
+def _shard(value: str | None, resume: bool) -> Shard | None:
+    from sandbox.runner import Shard
+
+    if value is None:
+        return None
+    if not resume:
+        raise typer.BadParameter("the shards of a run resume one another", param_hint="--shard")
+    try:
+        return Shard.parse(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--shard") from None
 
 
 _METRICS_HELP = "; ".join(f"{m.name}: {m.description}" for m in METRICS.values())

@@ -20,6 +20,7 @@ from sandbox.cli.render import (
 )
 from sandbox.isolation.base import IsolationName
 from sandbox.report.html import render_html
+from sandbox.runner import Shard
 from sandbox.status import ExitCode
 from sandbox.store import EgressSummary
 
@@ -43,6 +44,7 @@ class RunRequest:
     gpus: str = "all"
     wide: bool = False  # full-width tables instead of ones that fit 100 columns
     html: Path | None = None  # write the HTML report of the run here
+    shard: Shard | None = None  # run one slice of the plan (--shard K/N)
 
 
 def execute_run(request: RunRequest, console: Console) -> int:
@@ -62,6 +64,7 @@ def execute_run(request: RunRequest, console: Console) -> int:
                 isolation=request.isolation,
                 allow_startup_egress=request.allow_startup_egress,
                 gpus=request.gpus,
+                shard=request.shard,
                 observer=observer,
             )
     except Interrupted as stop:
@@ -95,6 +98,11 @@ def _print_summary(console: Console, result: Evaluation, wide: bool) -> None:
     if result.errored:
         console.print(
             f"[red]{result.errored} trials errored.[/] Run the same command again to retry."
+        )
+    if result.waiting:
+        console.print(
+            f"This shard's trials are done; {result.waiting} trial(s) of other shards are not "
+            "stored yet, so the run stays running until the last shard finishes."
         )
 
 

@@ -41,6 +41,12 @@ class RunHandle:
             )
             return set(session.exec(query).all())
 
+    def stored_keys(self) -> set[str]:
+        """Keys of every trial stored in this run, whatever its status."""
+        with Session(self.engine) as session:
+            query = select(TrialRow.key).where(TrialRow.run_id == self.run_id)
+            return set(session.exec(query).all())
+
     def record(self, result: TrialResult) -> None:
         """Store one trial with its messages, tool calls and verdicts, replacing an old try."""
         with Session(self.engine) as session:

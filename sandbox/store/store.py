@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -11,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Engine, func, inspect, text
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlmodel import Session, SQLModel, col, create_engine, select
 
 from sandbox.backends import ModelProvenance
@@ -91,8 +92,7 @@ def open_store(url: str) -> Store:
     except (ArgumentError, ModuleNotFoundError, ValueError) as exc:
         raise _open_error(url, exc) from exc
     try:
-        SQLModel.metadata.create_all(engine)
-        _check_schema(engine)
+        _create_schema(engine)
     except StoreError:
         engine.dispose()
         raise
@@ -100,6 +100,25 @@ def open_store(url: str) -> Store:
         engine.dispose()
         raise _open_error(url, exc) from exc
     return Store(engine)
+
+
+def _create_schema(engine: Engine, attempts: int = 4) -> None:
+    """Create or update the tables; shards opening a new database at once may collide.
+
+    Two processes creating the same table both check that it is absent, and the second's
+    CREATE fails ("already exists", or a duplicate key in PostgreSQL's catalogue): the schema
+    then exists, and the next attempt only checks it.
+    """
+    for attempt in range(attempts):
+        try:
+            SQLModel.metadata.create_all(engine)
+            _check_schema(engine)
+            return
+        except SQLAlchemyError as exc:
+            collided = "already exists" in str(exc) or "duplicate key" in str(exc)
+            if not collided or attempt == attempts - 1:
+                raise
+            time.sleep(0.1 * (attempt + 1))
 
 
 def _open_error(url: str, exc: Exception) -> StoreError:
@@ -150,8 +169,13 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def begin_run(self, config: RunConfig, resume: bool) -> RunHandle:
-        """Resume the latest run with the same key, or start a new one."""
+    def begin_run(self, config: RunConfig, resume: bool, shared: bool = False) -> RunHandle:
+        """Resume the latest run with the same key, or start a new one.
+
+        `shared`: shards of one command start together; they all join one run, whose id is a
+        function of the key, so that when two create it at once the database keeps one (the
+        primary key refuses the second) and the other joins it.
+        """
         with Session(self.engine) as session:
             run = None
             if resume:
@@ -159,7 +183,8 @@ class Store:
                 run = session.exec(query.order_by(col(RunRow.created_at).desc())).first()
             resumed = run is not None
             if run is None:
-                run = _new_run(session, config)
+                run_id = f"run-{config.key[:12]}" if shared else None
+                run, resumed = _create_or_join(session, config, run_id)
             run.status, run.updated_at = RunStatus.RUNNING.value, _now()
             session.add(run)
             session.commit()
@@ -242,10 +267,24 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _new_run(session: Session, config: RunConfig) -> RunRow:
+def _create_or_join(session: Session, config: RunConfig, run_id: str | None) -> tuple[RunRow, bool]:
+    """A new run (with `run_id` if given); when another process created that id first, its run."""
+    try:
+        run = _new_run(session, config, run_id)
+        session.commit()
+        return run, False
+    except IntegrityError:
+        session.rollback()
+        joined = session.get(RunRow, run_id) if run_id else None
+        if joined is None:
+            raise
+        return joined, True
+
+
+def _new_run(session: Session, config: RunConfig, run_id: str | None = None) -> RunRow:
     now = _now()
     run = RunRow(
-        id=f"{now:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}",
+        id=run_id or f"{now:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}",
         key=config.key,
         created_at=now,
         updated_at=now,

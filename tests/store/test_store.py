@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -671,3 +672,30 @@ def test_store_trial_rows_only_for_this_run(store: Store) -> None:
     assert [t.output for t in trial_rows(store, two.run_id)] == ["two"]
     with Session(store.engine) as session:
         assert len(session.exec(select(TrialRow).where(col(TrialRow.key) == spec.key)).all()) == 2
+
+
+def test_shards_opening_a_new_database_at_once_share_one_run(db_url: str) -> None:
+    """Four shards create the schema and the run at the same moment: one run, rows once."""
+    barrier, run_ids, problems = threading.Barrier(4), [], []
+
+    def shard() -> None:
+        barrier.wait()
+        try:
+            opened = open_store(db_url)
+            run_ids.append(opened.begin_run(make_config(models=2), resume=True, shared=True).run_id)
+            opened.engine.dispose()
+        except Exception as exc:  # noqa: BLE001  (reported below, with the others)
+            problems.append(repr(exc))
+
+    threads = [threading.Thread(target=shard) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert problems == []
+    assert len(set(run_ids)) == 1 and len(run_ids) == 4
+    checked = open_store(db_url)
+    with Session(checked.engine) as session:
+        assert len(session.exec(select(RunRow)).all()) == 1
+        assert len(session.exec(select(ModelRow)).all()) == 2
+    checked.engine.dispose()
