@@ -17,7 +17,7 @@ import hashlib
 import json
 import os
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,22 +133,15 @@ def evaluate(
         prepared = [prepare_model(s, sampling, threads, allow_startup_egress) for s in specs]
         prepared, images = sandbox.stamp(prepared)
         identity = _Identity(files, [m.provenance for m in prepared], repeat, sandbox.name, images)
-        options: dict[str, object] = {
-            "concurrency": concurrency,
-            "timeout_s": timeout_s,
-            "allow_startup_egress": allow_startup_egress,
-            **images,
-        }
+        options = {"concurrency": concurrency, "timeout_s": timeout_s, **images}
+        options["allow_startup_egress"] = allow_startup_egress
         config = identity.config(options)
         handle = store.begin_run(config, resume=resume, shared=shard is not None)
         shape = identity.shape() + (f", shard {shard}" if shard else "")
         observer.run_started(handle.run_id, handle.resumed, shape)
+        logs = results_dir() / "logs" / handle.run_id
         run_options = RunOptions(
-            concurrency=concurrency,
-            timeout_s=timeout_s,
-            log_dir=results_dir() / "logs" / handle.run_id,
-            isolation=sandbox,
-            run_id=handle.run_id,
+            concurrency, timeout_s, log_dir=logs, isolation=sandbox, run_id=handle.run_id
         )
         plan = plan_trials(files, len(prepared), repeat, sampling)
         mine = [t for t in plan if shard.holds(t)] if shard else plan
@@ -259,14 +252,14 @@ class _Identity:
             f"{self.repeat} repeat(s)"
         )
 
-    def config(self, options: dict[str, object]) -> RunConfig:
+    def config(self, options: Mapping[str, object]) -> RunConfig:
         return RunConfig(
             key=self.key(),
             files=self.files,
             models=self.models,
             repeat=self.repeat,
             isolation=self.isolation,
-            options=options,
+            options=dict(options),
             tool_version=__version__,
             tool_commit=_git_commit(),
         )
