@@ -17,6 +17,7 @@ class RunStatus(StrEnum):
     CAPTURE_INCOMPLETE = "capture-incomplete"  # a sink died: egress may have gone unseen
     FAILED = "failed"  # the run stopped on an error (a server that would not start...)
     INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM; rerun to resume
+    DAMAGED = "damaged"  # the report found stored trials that do not add up (never stored)
 
     @classmethod
     def of(cls, errored: int, capture_complete: bool) -> RunStatus:

@@ -118,7 +118,15 @@ def print_verdict(
 ) -> None:
     """One closing line per problem: which runs did not complete, which thresholds crossed."""
     for run in report.runs:
-        if run.status != RunStatus.COMPLETE:
+        if run.status == RunStatus.DAMAGED:
+            console.print(
+                safe_text(
+                    f"Run {run.id} is damaged: {run.damage}. Its database was changed after the "
+                    "run; its figures are not trustworthy. Run the evaluation again.",
+                    style="bold red",
+                )
+            )
+        elif run.status != RunStatus.COMPLETE:
             console.print(
                 safe_text(
                     f"Run {run.id} is {run.status}, not complete: its figures are not "

@@ -31,6 +31,7 @@ from sandbox.report.model import (
     VerdictOut,
     model_figures,
 )
+from sandbox.status import RunStatus
 from sandbox.store import Store, TrialSummary, VerdictSummary
 from sandbox.store.tables import (
     EgressEventRow,
@@ -77,8 +78,9 @@ def build_report(store: Store, run_ids: Sequence[str]) -> Report:
             model_rows = session.exec(
                 select(ModelRow).where(ModelRow.run_id == run_id).order_by(col(ModelRow.position))
             ).all()
-            runs.append(_run_info(run, scenario_rows))
             run_trials = _trials(session, run_id, scenario_rows, model_rows)
+            info = _run_info(run, scenario_rows)
+            runs.append(_checked(info, len(model_rows), run_trials, _checks_of(scenario_rows)))
             trials += run_trials
             models += _models(store, session, run_id, model_rows, run_trials)
     models = _labelled(models)
@@ -90,6 +92,40 @@ def build_report(store: Store, run_ids: Sequence[str]) -> Report:
         comparisons=compare(models),
         trials=trials,
     )
+
+
+def _checks_of(scenarios: Sequence[ScenarioRow]) -> dict[str, list[str] | None]:
+    """Each scenario's checks as stored with the run (None for databases before version 3)."""
+    return {s.scenario_id: json.loads(s.checks_json) if s.checks_json else None for s in scenarios}
+
+
+def _checked(
+    run: RunInfo, models: int, trials: Sequence[TrialOut], checks: dict[str, list[str] | None]
+) -> RunInfo:
+    """The run, marked damaged when its stored trials contradict what it says of itself.
+
+    A complete run holds every planned trial (scenarios x 2 variants x models x repeats), and
+    every trial that ran holds one verdict per check its scenario lists: rows deleted or added
+    by hand must not make a gate pass.
+    """
+    problems = []
+    planned = len(run.scenarios) * 2 * models * run.repeat
+    if run.status == RunStatus.COMPLETE and len(trials) != planned:
+        problems.append(f"{len(trials)} trials are stored where {planned} were planned")
+    ran = [t for t in trials if t.status == "ok"]
+    silent = sum(not t.verdicts for t in ran)
+    if silent:
+        problems.append(f"{silent} trial(s) that ran have no verdicts")
+    wrong = sum(_verdicts_differ(t, checks.get(t.scenario_id)) for t in ran if t.verdicts)
+    if wrong:
+        problems.append(f"{wrong} trial(s) lack verdicts of their scenario's checks, or add some")
+    if not problems:
+        return run
+    return run.model_copy(update={"status": RunStatus.DAMAGED.value, "damage": "; ".join(problems)})
+
+
+def _verdicts_differ(trial: TrialOut, listed: list[str] | None) -> bool:
+    return listed is not None and sorted(v.check for v in trial.verdicts) != sorted(listed)
 
 
 def _run_info(run: RunRow, scenarios: Sequence[ScenarioRow]) -> RunInfo:

@@ -139,6 +139,9 @@ class RunInfo(Out):
     repeat: int
     options: dict[str, Any]
     scenarios: list[ScenarioInfo]
+    damage: str = Field(
+        "", description="Why the stored trials do not add up (status 'damaged'); '' when they do."
+    )
 
 
 class PayloadOut(Out):

@@ -313,6 +313,7 @@ def _new_run(session: Session, config: RunConfig, run_id: str | None = None) -> 
                 canary=s.canary_token,
                 carrier=s.attack_carrier,
                 payloads_json=json.dumps(_payloads(s)),
+                checks_json=json.dumps(list(s.checks)),
             )
         )
     return run

@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import Column, DateTime, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Columns added since version 1: (version that added them, table, column DDL). Older databases
 # get them with `ALTER TABLE ... ADD COLUMN`, which SQLite and PostgreSQL both accept.
@@ -23,6 +23,7 @@ ADDED_COLUMNS = [
     (2, "scenarios", "carrier VARCHAR NOT NULL DEFAULT ''"),
     (2, "verdicts", "label VARCHAR NOT NULL DEFAULT ''"),
     (2, "scenarios", "payloads_json TEXT NOT NULL DEFAULT '[]'"),
+    (3, "scenarios", "checks_json TEXT NOT NULL DEFAULT ''"),
 ]
 
 
@@ -95,6 +96,11 @@ class ScenarioRow(SQLModel, table=True):
         default="[]",
         sa_column=Column(Text, nullable=False, server_default="[]"),
         description="Each planted payload: carrier, kind, field, technique, transforms, text.",
+    )
+    checks_json: str = Field(
+        default="",
+        sa_column=Column(Text, nullable=False, server_default=""),
+        description="The checks every trial of the scenario is judged by ('' before version 3).",
     )
 
 

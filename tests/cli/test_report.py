@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -336,6 +337,42 @@ def test_report_any_status_but_complete_exits_3(
 
     assert done.exit_code == 3, done.output
     assert f"is {status}, not complete" in done.stdout
+
+
+def _tamper(results: Results, sql: str) -> None:
+    with sqlite3.connect(results.url.removeprefix("sqlite:///")) as connection:
+        assert connection.execute(sql).rowcount > 0
+
+
+@pytest.mark.parametrize(
+    ("sql", "damage"),
+    [
+        (
+            "delete from verdicts where check_name = 'canary_absent'",
+            "trial(s) lack verdicts of their scenario's checks",
+        ),
+        (
+            "delete from trials where variant = 'attacked' and id = (select min(id) from trials)",
+            "trials are stored where",
+        ),
+    ],
+    ids=["verdicts-deleted", "trial-deleted"],
+)
+def test_a_damaged_run_never_passes_the_gate(
+    runner: CliRunner, results: Results, sql: str, damage: str
+) -> None:
+    """Leaked canaries whose evidence was deleted afterwards must not read as a clean model."""
+    results.add_run(leaks_on("fetch-leak", "omit-nodule"))
+    if "trials" in sql.split()[2]:
+        _tamper(results, "delete from verdicts where trial_id = (select min(id) from trials)")
+        _tamper(results, "delete from messages where trial_id = (select min(id) from trials)")
+    _tamper(results, sql)
+
+    done = _report(runner, results, "--fail-on", "asr>0")
+
+    assert done.exit_code == 3, done.output
+    assert "is damaged:" in done.stdout and damage in done.stdout
+    assert "Every run is complete" not in done.stdout
 
 
 def test_report_one_incomplete_run_of_two_exits_3(runner: CliRunner, results: Results) -> None:
