@@ -69,7 +69,7 @@ def load_report(db_url: str, run_ids: Sequence[str]) -> Report:
                 f"no results database at {path}.",
                 hint="Run `sandbox run` first, or pass the database it wrote with --db.",
             )
-    store = open_store(db_url)
+    store = open_store(db_url, create=False)
     try:
         return build_report(store, resolve_runs(store, run_ids))
     finally:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import text
 from sqlmodel import Session, col, select
 
 from sandbox import __version__
@@ -80,7 +81,8 @@ def build_report(store: Store, run_ids: Sequence[str]) -> Report:
             ).all()
             run_trials = _trials(session, run_id, scenario_rows, model_rows)
             info = _run_info(run, scenario_rows)
-            runs.append(_checked(info, len(model_rows), run_trials, _checks_of(scenario_rows)))
+            info = _checked(info, len(model_rows), run_trials, _checks_of(scenario_rows))
+            runs.append(_strict_booleans(session, info))
             trials += run_trials
             models += _models(store, session, run_id, model_rows, run_trials)
     models = _labelled(models)
@@ -122,6 +124,29 @@ def _checked(
     if not problems:
         return run
     return run.model_copy(update={"status": RunStatus.DAMAGED.value, "damage": "; ".join(problems)})
+
+
+_NOT_BOOLEAN = text(
+    "SELECT count(*) FROM verdicts v JOIN trials t ON v.trial_id = t.id "
+    "WHERE t.run_id = :run AND (typeof(v.passed) != 'integer' OR v.passed NOT IN (0, 1))"
+)
+
+
+def _strict_booleans(session: Session, run: RunInfo) -> RunInfo:
+    """The run, damaged when a verdict's `passed` is neither 0 nor 1 (SQLite stores anything).
+
+    Read back, such a value would count as a pass. PostgreSQL's boolean column admits nothing
+    else, so only SQLite is asked.
+    """
+    if session.get_bind().dialect.name != "sqlite":
+        return run
+    count = session.execute(_NOT_BOOLEAN, {"run": run.id}).scalar_one()
+    if not count:
+        return run
+    damage = "; ".join(
+        p for p in (run.damage, f"{count} verdict(s) neither passed nor failed") if p
+    )
+    return run.model_copy(update={"status": RunStatus.DAMAGED.value, "damage": damage})
 
 
 def _verdicts_differ(trial: TrialOut, listed: list[str] | None) -> bool:

@@ -83,15 +83,25 @@ class EgressSummary:
     examples: list[str]
 
 
-def open_store(url: str) -> Store:
-    """Open (creating if needed) the database at a SQLAlchemy URL."""
-    if url.startswith("sqlite:///"):
+def open_store(url: str, create: bool = True) -> Store:
+    """Open the database at a SQLAlchemy URL, creating the tables if needed.
+
+    `create=False` (for `sandbox report`): the database must already be one of ours; anything
+    else is refused before a single table is written into it.
+    """
+    if url.startswith("sqlite:///") and create:
         Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
     try:
         engine = create_engine(url)
     except (ArgumentError, ModuleNotFoundError, ValueError) as exc:
         raise _open_error(url, exc) from exc
     try:
+        if not create and not inspect(engine).has_table(SchemaRow.__tablename__):
+            raise StoreError(
+                f"{_safe(url)} is not a results database of sandbox-eval (no "
+                f"{SchemaRow.__tablename__} table); nothing was written into it.",
+                hint="Pass the database `sandbox run` wrote with --db.",
+            )
         _create_schema(engine)
     except StoreError:
         engine.dispose()

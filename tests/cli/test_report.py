@@ -375,6 +375,33 @@ def test_a_damaged_run_never_passes_the_gate(
     assert "Every run is complete" not in done.stdout
 
 
+def test_a_verdict_that_is_neither_pass_nor_fail_damages_the_run(
+    runner: CliRunner, results: Results
+) -> None:
+    results.add_run(leaks_on("fetch-leak"))
+    _tamper(results, "update verdicts set passed = 'perhaps' where passed = 0")
+
+    done = _report(runner, results, "--fail-on", "asr>0")
+
+    assert done.exit_code == 3, done.output
+    assert "is damaged:" in done.stdout and "neither passed nor failed" in done.stdout
+
+
+def test_report_refuses_a_database_it_did_not_create_and_leaves_it_unchanged(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    other = tmp_path / "hospital.sqlite"
+    with sqlite3.connect(other) as connection:
+        connection.execute("create table patients (id integer primary key, name text)")
+    before = other.read_bytes()
+
+    done = runner.invoke(app, ["report", "--db", f"sqlite:///{other}"])
+
+    assert done.exit_code == 1
+    assert "is not a results database of sandbox-eval" in str(done.exception)
+    assert other.read_bytes() == before
+
+
 def test_report_one_incomplete_run_of_two_exits_3(runner: CliRunner, results: Results) -> None:
     a = results.add_run(leaks_on(), key="a")
     b = results.add_run(leaks_on(), key="b", status="interrupted")
