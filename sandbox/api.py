@@ -148,8 +148,7 @@ def evaluate(
         outcome = _run_and_mark(
             store, handle.run_id, lambda: run_trials(mine, prepared, handle, run_options, observer)
         )
-        pending = {t.key for t in plan} - handle.stored_keys()
-        return _finish(store, handle, outcome, pending, db_url, sandbox.name)
+        return _finish(store, handle, outcome, {t.key for t in plan}, db_url, sandbox.name)
     finally:
         store.engine.dispose()
 
@@ -170,20 +169,20 @@ def _finish(
     store: Store,
     handle: RunHandle,
     outcome: RunOutcome,
-    pending: set[str],
+    planned: set[str],
     db_url: str,
     isolation: str,
 ) -> Evaluation:
     """Set the run's status from its stored trials and capture, and build its report.
 
-    `pending`: planned trials not stored at all. They belong to other shards still running:
-    the run stays `running`, and the shard that stores the last of them sets the status.
+    Planned trials not stored at all belong to other shards still running: the run stays
+    `running`, and the shard that stores the last of them sets the status.
     """
     run_id = handle.run_id
-    trials = store.trial_summaries(run_id)
-    errored = sum(s.status == "error" for s in trials)
+    stored = handle.stored_statuses()
+    errored = sum(status == "error" for status in stored.values())
     egress = store.egress_summary(run_id)
-    waiting = len(pending)
+    waiting = len(planned - stored.keys())
     status = RunStatus.of(errored, egress.capture_complete) if not waiting else RunStatus.RUNNING
     if status is not RunStatus.RUNNING:
         store.finish_run(run_id, status)

@@ -154,14 +154,10 @@ def _copy_log(container: Any, out: TextIO) -> None:
 
 def require_image(client: Any, tag: str) -> None:
     """Never pull: a missing image is an error that says how to build it."""
-    import docker
-
-    try:
-        client.images.get(tag)
-    except docker.errors.ImageNotFound:
+    if not image_id(client, tag):
         raise SandboxStartError(
             f"the image {tag} is not on this machine.", hint="Build it with `make images`."
-        ) from None
+        )
 
 
 def track(container: Any) -> None:

@@ -58,7 +58,10 @@ class NamespaceIsolation:
         shares: Sequence[Share] = (),
         out: TextIO = sys.stdout,
     ) -> ExecResult:
-        """In the jail of a fresh namespace sandbox; the host's system, no image."""
+        """In the jail of a fresh namespace sandbox; the host's system, no image.
+
+        The command inherits this process's standard output, so `out` is not used.
+        """
         if image:
             raise SandboxStartError(
                 "--image needs the docker sandbox; the namespace one runs the host's system.",

@@ -81,8 +81,9 @@ def build_report(store: Store, run_ids: Sequence[str]) -> Report:
             ).all()
             run_trials = _trials(session, run_id, scenario_rows, model_rows)
             info = _run_info(run, scenario_rows)
-            info = _checked(info, len(model_rows), run_trials, _checks_of(scenario_rows))
-            runs.append(_strict_booleans(session, info))
+            checks = _checks_of(scenario_rows)
+            problems = _problems(info, len(model_rows), run_trials, checks)
+            runs.append(_damaged(info, problems + _not_boolean(session, run_id)))
             trials += run_trials
             models += _models(store, session, run_id, model_rows, run_trials)
     models = _labelled(models)
@@ -101,10 +102,10 @@ def _checks_of(scenarios: Sequence[ScenarioRow]) -> dict[str, list[str] | None]:
     return {s.scenario_id: json.loads(s.checks_json) if s.checks_json else None for s in scenarios}
 
 
-def _checked(
+def _problems(
     run: RunInfo, models: int, trials: Sequence[TrialOut], checks: dict[str, list[str] | None]
-) -> RunInfo:
-    """The run, marked damaged when its stored trials contradict what it says of itself.
+) -> list[str]:
+    """Where the run's stored trials contradict what it says of itself.
 
     A complete run holds every planned trial (scenarios x 2 variants x models x repeats), and
     every trial that ran holds one verdict per check its scenario lists: rows deleted or added
@@ -121,9 +122,7 @@ def _checked(
     wrong = sum(_verdicts_differ(t, checks.get(t.scenario_id)) for t in ran if t.verdicts)
     if wrong:
         problems.append(f"{wrong} trial(s) lack verdicts of their scenario's checks, or add some")
-    if not problems:
-        return run
-    return run.model_copy(update={"status": RunStatus.DAMAGED.value, "damage": "; ".join(problems)})
+    return problems
 
 
 _NOT_BOOLEAN = text(
@@ -132,21 +131,22 @@ _NOT_BOOLEAN = text(
 )
 
 
-def _strict_booleans(session: Session, run: RunInfo) -> RunInfo:
-    """The run, damaged when a verdict's `passed` is neither 0 nor 1 (SQLite stores anything).
+def _not_boolean(session: Session, run_id: str) -> list[str]:
+    """Verdicts whose `passed` is neither 0 nor 1, which would read back as a pass.
 
-    Read back, such a value would count as a pass. PostgreSQL's boolean column admits nothing
-    else, so only SQLite is asked.
+    SQLite stores anything in a boolean column; PostgreSQL's admits nothing else.
     """
     if session.get_bind().dialect.name != "sqlite":
+        return []
+    count = session.execute(_NOT_BOOLEAN, {"run": run_id}).scalar_one()
+    return [f"{count} verdict(s) neither passed nor failed"] if count else []
+
+
+def _damaged(run: RunInfo, problems: list[str]) -> RunInfo:
+    """The run as it is, or marked damaged with its problems."""
+    if not problems:
         return run
-    count = session.execute(_NOT_BOOLEAN, {"run": run.id}).scalar_one()
-    if not count:
-        return run
-    damage = "; ".join(
-        p for p in (run.damage, f"{count} verdict(s) neither passed nor failed") if p
-    )
-    return run.model_copy(update={"status": RunStatus.DAMAGED.value, "damage": damage})
+    return run.model_copy(update={"status": RunStatus.DAMAGED.value, "damage": "; ".join(problems)})
 
 
 def _verdicts_differ(trial: TrialOut, listed: list[str] | None) -> bool:

@@ -41,11 +41,11 @@ class RunHandle:
             )
             return set(session.exec(query).all())
 
-    def stored_keys(self) -> set[str]:
-        """Keys of every trial stored in this run, whatever its status."""
+    def stored_statuses(self) -> dict[str, str]:
+        """Every trial stored in this run, key -> status (ok, error, skipped)."""
         with Session(self.engine) as session:
-            query = select(TrialRow.key).where(TrialRow.run_id == self.run_id)
-            return set(session.exec(query).all())
+            query = select(TrialRow.key, TrialRow.status).where(TrialRow.run_id == self.run_id)
+            return dict(session.exec(query).all())
 
     def record(self, result: TrialResult) -> None:
         """Store one trial with its messages, tool calls and verdicts, replacing an old try."""
