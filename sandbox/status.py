@@ -34,7 +34,7 @@ class ExitCode(IntEnum):
     USER_ERROR = 1  # a file, spec, database or server problem: the message says what to fix
     USAGE = 2  # the command line itself is wrong (click's usage errors)
     INCOMPLETE = 3  # a run is not complete: errored trials or a dead sink; rerun to complete
-    THRESHOLD = 4  # `sandbox report`: a --fail-on threshold was crossed
+    THRESHOLD = 4  # `sandbox report` or `sandbox audit`: a --fail-on threshold was crossed
     INTERRUPTED = 130  # Ctrl-C or SIGTERM; stored trials stay, a rerun resumes
 
     @classmethod

@@ -17,7 +17,7 @@ LAYERS = [
     {"workflows"},
     {"tools"},
     {"detectors", "backends"},
-    {"conversation", "isolation", "scoring"},
+    {"conversation", "isolation", "scoring", "audit"},
     {"runner"},
     {"store"},
     {"report"},

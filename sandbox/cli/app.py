@@ -12,6 +12,7 @@ from rich.console import Console
 from sandbox.isolation.names import IsolationName
 from sandbox.paths import default_db_url, models_dir
 from sandbox.report.thresholds import METRICS
+from sandbox.status import ExitCode
 
 if TYPE_CHECKING:
     from sandbox.backends.embedded import EmbeddedModel
@@ -432,6 +433,56 @@ def score(
     variant = chosen.clean_twin() if clean else chosen
     verdicts = score_output(variant, read_output(output), output, plain)
     print_verdicts(console, variant, verdicts, as_json)
+
+
+@app.command()
+def audit(
+    targets: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="MODEL...",
+            help="Model specs (embedded:NAME, gguf:PATH, vllm:PATH) or GGUF files and folders.",
+        ),
+    ],
+    json_path: Annotated[
+        Path | None, typer.Option("--json", metavar="FILE", help="Write the findings as JSON.")
+    ] = None,
+    sarif: Annotated[
+        Path | None, typer.Option(metavar="FILE", help="Write the findings as SARIF 2.1.0.")
+    ] = None,
+    fail_on: Annotated[
+        str,
+        typer.Option(
+            metavar="SEVERITY",
+            help="Exit 4 when a finding is this severe or worse: info, low, medium, high, "
+            "critical.",
+        ),
+    ] = "high",
+) -> None:
+    """Audit model files before they are served: chat templates, tokens, pickles, remote code.
+
+    The chat template is read as a Jinja syntax tree (never rendered): sandbox-escape shapes,
+    branches on words in the conversation or on the date, literal links and directives, text
+    added to messages, tool calls written by the template, and a template that differs from
+    its family's reference. Folders get fickling's pickle scan, remote-code and safetensors
+    checks. Exits 0 when nothing reaches --fail-on, 4 when something does.
+    """
+    from sandbox.audit import Severity, audit_model
+    from sandbox.cli.audit import crossed, print_audits, write_outputs
+
+    try:
+        threshold = Severity(fail_on)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{fail_on!r} is not a severity ({', '.join(s.value for s in Severity)}).",
+            param_hint="--fail-on",
+        ) from None
+    audits = [audit_model(target) for target in targets]
+    print_audits(console, audits)
+    write_outputs(audits, json_path, sarif)
+    if count := crossed(audits, threshold):
+        err_console.print(f"{count} finding(s) at or above {threshold.value}.")
+        raise typer.Exit(ExitCode.THRESHOLD)
 
 
 @carriers_app.command("build")

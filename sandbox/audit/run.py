@@ -1,0 +1,63 @@
+"""Which audit a target gets (a GGUF file, a model folder, a model spec) and its cache."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from sandbox.audit.findings import Audit
+from sandbox.audit.folder import audit_folder
+from sandbox.audit.gguf_file import audit_gguf
+from sandbox.backends.embedded import MODELS, embedded_model
+from sandbox.backends.files import sha256_file
+from sandbox.backends.vllm import folder_manifest_sha256
+from sandbox.errors import ModelSpecError
+from sandbox.paths import cache_dir
+
+HERE = Path(__file__).parent
+
+
+def audit_model(target: str) -> Audit:
+    """Audit a model spec (`embedded:NAME`, `gguf:PATH`, `vllm:PATH`) or a path."""
+    scheme, _, rest = target.partition(":")
+    if scheme == "embedded":
+        if rest not in MODELS:
+            raise ModelSpecError(
+                f"{target}: no such embedded model.", hint=f"Known: {', '.join(sorted(MODELS))}."
+            )
+        return audit_path(embedded_model(rest).ensure())
+    if scheme in ("gguf", "vllm") and rest:
+        return audit_path(Path(rest))
+    if scheme == "openai":
+        raise ModelSpecError(
+            f"{target} is an endpoint: its files are not here to audit.",
+            hint="Audit the GGUF or folder the endpoint serves.",
+        )
+    return audit_path(Path(target))
+
+
+def audit_path(path: Path) -> Audit:
+    """Audit a GGUF file or a model folder, from the cache when this version saw it before."""
+    if path.is_dir():
+        return audit_folder(path, folder_manifest_sha256(path))
+    if not path.is_file():
+        raise ModelSpecError(f"{path} does not exist.", hint="Give a GGUF file or a model folder.")
+    digest = sha256_file(path)
+    cached = cache_dir() / "audits" / f"{digest}-{audit_version()[:16]}.json"
+    if cached.is_file():
+        return Audit.model_validate_json(cached.read_text()).model_copy(
+            update={"target": str(path)}
+        )
+    audit = audit_gguf(path, digest)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_text(audit.model_dump_json())
+    return audit
+
+
+def audit_version() -> str:
+    """SHA-256 of this package's code and reference templates: a new rule voids the cache."""
+    digest = hashlib.sha256()
+    for path in sorted(HERE.rglob("*")):
+        if path.suffix in (".py", ".jinja"):
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
