@@ -54,11 +54,16 @@ eval: setup
 MODEL      ?= embedded
 SCENARIOS  ?= scenarios/
 FAIL_ON    ?=
+# `sandbox audit` runs on every model file first; a finding this severe stops the target (exit 4).
+AUDIT_FAIL_ON ?= high
 RUN_ARGS   ?=
 CI_RESULTS := $(RESULTS)
 CI_DB      := sqlite:///$(CI_RESULTS)/ci-eval.db
 
 ci-eval: setup
+	@mkdir -p $(CI_RESULTS)
+	$(if $(filter-out openai:%,$(MODEL)),$(BIN)/sandbox audit $(filter-out openai:%,$(MODEL)) \
+	  --sarif $(CI_RESULTS)/audit.sarif --fail-on $(AUDIT_FAIL_ON))
 	$(BIN)/sandbox run $(SCENARIOS) $(foreach m,$(MODEL),--model '$(m)') --db $(CI_DB) $(RUN_ARGS); \
 	code=$$?; if [ $$code -eq 1 ] || [ $$code -eq 2 ]; then exit $$code; fi; \
 	$(BIN)/sandbox report --db $(CI_DB) --run latest --junit $(CI_RESULTS)/junit.xml \

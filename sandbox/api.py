@@ -18,11 +18,18 @@ import json
 import os
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sandbox import __version__
-from sandbox.backends import BACKENDS, ModelProvenance, parse_model_spec, prepare_model
+from sandbox.audit import audit_path
+from sandbox.backends import (
+    BACKENDS,
+    ModelProvenance,
+    PreparedModel,
+    parse_model_spec,
+    prepare_model,
+)
 from sandbox.carriers import check_buildable
 from sandbox.chat import Sampling
 from sandbox.errors import SandboxError, ScenarioError
@@ -131,6 +138,7 @@ def evaluate(
         observer.preparing(len(specs))
         threads = max(1, len(os.sched_getaffinity(0)) // max(1, concurrency))
         prepared = [prepare_model(s, sampling, threads, allow_startup_egress) for s in specs]
+        prepared = [_audited(m) for m in prepared]
         prepared, images = sandbox.stamp(prepared)
         identity = _Identity(files, [m.provenance for m in prepared], repeat, sandbox.name, images)
         options = {"concurrency": concurrency, "timeout_s": timeout_s, **images}
@@ -151,6 +159,15 @@ def evaluate(
         return _finish(store, handle, outcome, {t.key for t in plan}, db_url, sandbox.name)
     finally:
         store.engine.dispose()
+
+
+def _audited(model: PreparedModel) -> PreparedModel:
+    """The model with `sandbox audit` of its file in its provenance (endpoints have none)."""
+    path = model.provenance.file_path
+    if not path:
+        return model
+    audit = audit_path(Path(path)).model_dump_json()
+    return replace(model, provenance=model.provenance.model_copy(update={"audit_json": audit}))
 
 
 def _run_and_mark(store: Store, run_id: str, run: Callable[[], RunOutcome]) -> RunOutcome:
@@ -237,7 +254,7 @@ class _Identity:
     def key(self) -> str:
         identity = {
             "scenarios": [(f.scenario.id, f.sha256) for f in self.files],
-            "models": [m.model_dump(exclude={"file_path"}) for m in self.models],
+            "models": [m.model_dump(exclude={"file_path", "audit_json"}) for m in self.models],
             "repeat": self.repeat,
             "isolation": self.isolation,
             "images": self.images,

@@ -18,6 +18,7 @@ import pytest
 import sandbox
 from sandbox import Evaluation, EvaluationObserver, ExitCode, Interrupted, RunStatus, evaluate
 from sandbox.errors import ModelSpecError, ScenarioError
+from sandbox.isolation import namespace
 from sandbox.runner import Shard, TrialResult
 from tests import stub_model
 from tests.helpers import scenario_data
@@ -220,3 +221,24 @@ def test_a_shard_alone_leaves_the_run_running_and_a_rerun_stores_nothing_twice(
 def test_a_sharded_run_cannot_be_fresh(write_scenario: Callable[..., Path]) -> None:
     with pytest.raises(ValueError, match="cannot be fresh"):
         evaluate(write_scenario(), ["embedded"], resume=False, shard=Shard(1, 2))
+
+
+@pytest.mark.slow
+@pytest.mark.sandbox
+@pytest.mark.skipif(
+    namespace.unavailable_reason() is not None, reason=str(namespace.unavailable_reason())
+)
+def test_evaluate_audits_the_model_file_and_the_report_carries_it(
+    write_scenario: Callable[..., Path], embedded_env: None
+) -> None:
+    result = evaluate(
+        write_scenario(),
+        ["embedded:smollm2-135m"],
+        isolation="namespace",
+        max_tokens=8,
+        timeout_s=120,
+    )
+    audit = result.report.models[0].provenance.audit
+    assert audit is not None and audit.findings == ()
+    assert audit.facts["reference"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert audit.sha256 == result.report.models[0].provenance.file_sha256

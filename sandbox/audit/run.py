@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 from sandbox.audit.findings import Audit
 from sandbox.audit.folder import audit_folder
 from sandbox.audit.gguf_file import audit_gguf
-from sandbox.backends.embedded import MODELS, embedded_model
+from sandbox.backends.embedded import ALIAS, MODELS, embedded_model
 from sandbox.backends.files import sha256_file
 from sandbox.backends.vllm import folder_manifest_sha256
 from sandbox.errors import ModelSpecError
@@ -20,6 +21,8 @@ HERE = Path(__file__).parent
 def audit_model(target: str) -> Audit:
     """Audit a model spec (`embedded:NAME`, `gguf:PATH`, `vllm:PATH`) or a path."""
     scheme, _, rest = target.partition(":")
+    if target == "embedded":
+        scheme, rest = "embedded", ALIAS
     if scheme == "embedded":
         if rest not in MODELS:
             raise ModelSpecError(
@@ -44,13 +47,17 @@ def audit_path(path: Path) -> Audit:
         raise ModelSpecError(f"{path} does not exist.", hint="Give a GGUF file or a model folder.")
     digest = sha256_file(path)
     cached = cache_dir() / "audits" / f"{digest}-{audit_version()[:16]}.json"
-    if cached.is_file():
+    try:
         return Audit.model_validate_json(cached.read_text()).model_copy(
             update={"target": str(path)}
         )
+    except (OSError, ValueError):  # not audited yet, or a record cut short: audit again
+        pass
     audit = audit_gguf(path, digest)
     cached.parent.mkdir(parents=True, exist_ok=True)
-    cached.write_text(audit.model_dump_json())
+    partial = cached.with_suffix(f".{os.getpid()}.tmp")
+    partial.write_text(audit.model_dump_json())
+    partial.replace(cached)  # whole or absent, when two processes audit the same file at once
     return audit
 
 

@@ -44,6 +44,7 @@ class ModelProvenance(BaseModel):
     image_id: str = ""  # the container image the server ran in (docker sandbox)
     inputs: tuple[str, ...] = ("text",)  # what the model takes; vision models add "image"
     sampling: Sampling
+    audit_json: str = ""  # `sandbox audit` of the file, as JSON ('' for endpoints)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from sandbox.audit import Audit, Severity
 from sandbox.egress import EgressEvent
 from sandbox.report.model import Comparison, FiguresOut, ModelReport, Report
 from sandbox.report.summary import comparison_sentences, summarise_report
@@ -314,8 +315,20 @@ def _model_provenance(model: ModelReport) -> str:
     image = p.image_id[:19] if p.image_id else "none"
     return (
         f"{model.label}: {p.name} sha256 {p.file_sha256[:12]}…, "
-        f"{p.backend} {p.backend_version}, image {image}, sampling {sampling or 'default'}"
+        f"{p.backend} {p.backend_version}, image {image}, sampling {sampling or 'default'}; "
+        f"audit: {audit_summary(p.audit)}"
     )
+
+
+def audit_summary(audit: Audit | None) -> str:
+    """The audit of a model file in a few words: worst severity and its rules."""
+    if audit is None:
+        return "none (an endpoint)"
+    worst = audit.worst
+    if worst is None or worst is Severity.INFO:
+        return "nothing above info"
+    rules = sorted({f.rule for f in audit.at_least(worst)})
+    return f"{len(audit.findings)} finding(s), worst {worst.value} ({', '.join(rules)})"
 
 
 def thresholds_table(results: Sequence[ThresholdResult]) -> Table:

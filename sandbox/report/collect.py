@@ -12,6 +12,7 @@ from sqlalchemy import text
 from sqlmodel import Session, col, select
 
 from sandbox import __version__
+from sandbox.audit import Audit
 from sandbox.errors import StoreError
 from sandbox.report.metrics import summarise
 from sandbox.report.model import (
@@ -211,6 +212,7 @@ def _models(
                     chat_format=row.chat_format,
                     image_id=row.image_id,
                     sampling=json.loads(row.sampling_json or "{}"),
+                    audit=_audit(row.audit_json),
                 ),
                 overall=overall,
                 by_family=by_family,
@@ -375,3 +377,11 @@ def compare(models: Sequence[ModelReport]) -> list[Comparison]:
             )
         )
     return comparisons
+
+
+def _audit(stored: str) -> Audit | None:
+    """The stored audit of a model file; None for an endpoint or an unreadable record."""
+    try:
+        return Audit.model_validate_json(stored) if stored else None
+    except ValueError:  # pydantic's ValidationError: written by another version, or edited
+        return None

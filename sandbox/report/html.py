@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from sandbox.audit import Audit, Severity
 from sandbox.report.html_text import (
     mapping,
     number,
@@ -209,6 +210,7 @@ def _provenance(models: Sequence[ModelReport]) -> str:
             small(m.provenance.image_id),
             text(m.provenance.chat_format),
             mapping(m.provenance.sampling),
+            _audit_cell(m.provenance.audit),
         ]
         for m in models
     ]
@@ -220,6 +222,7 @@ def _provenance(models: Sequence[ModelReport]) -> str:
         "Image",
         "Chat format",
         "Sampling",
+        "Audit of the model file",
     ]
     return f'<section id="provenance"><h2>Provenance</h2>{table(head, rows)}</section>'
 
@@ -387,3 +390,15 @@ def _egress(report: Report) -> str:
             )
         )
     return "".join(parts) + "</section>"
+
+
+def _audit_cell(audit: Audit | None) -> str:
+    """Each finding above info, worst first, or a line saying there is none."""
+    if audit is None:
+        return text("none (an endpoint)")
+    shown = sorted(audit.at_least(Severity.LOW), key=lambda f: -f.severity.rank)
+    if not shown:
+        return text("nothing above info")
+    return "<br>".join(
+        f"<b>{text(f.severity.value)}</b> {text(f.rule)}: {text(f.message)}" for f in shown
+    )

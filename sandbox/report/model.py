@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
+from sandbox.audit import Audit
 from sandbox.report.metrics import Figures, ModelMetrics, Rate
 
 REPORT_SCHEMA_VERSION = 1
@@ -86,6 +87,9 @@ class Provenance(Out):
     chat_format: str
     image_id: str = Field(description="Docker image the server ran in ('' outside Docker).")
     sampling: dict[str, Any] = Field(description="Temperature, max tokens, seed...")
+    audit: Audit | None = Field(
+        None, description="`sandbox audit` of the model file at the run's start (None: endpoint)."
+    )
 
 
 class EgressDestination(Out):

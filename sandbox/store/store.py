@@ -358,6 +358,7 @@ def _model_row(run_id: str, position: int, model: ModelProvenance) -> ModelRow:
         chat_format=model.chat_format,
         image_id=model.image_id,
         sampling_json=model.sampling.model_dump_json(),
+        audit_json=model.audit_json,
     )
 
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import Column, DateTime, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Columns added since version 1: (version that added them, table, column DDL). Older databases
 # get them with `ALTER TABLE ... ADD COLUMN`, which SQLite and PostgreSQL both accept.
@@ -24,6 +24,7 @@ ADDED_COLUMNS = [
     (2, "verdicts", "label VARCHAR NOT NULL DEFAULT ''"),
     (2, "scenarios", "payloads_json TEXT NOT NULL DEFAULT '[]'"),
     (3, "scenarios", "checks_json TEXT NOT NULL DEFAULT ''"),
+    (4, "models", "audit_json TEXT NOT NULL DEFAULT ''"),
 ]
 
 
@@ -74,6 +75,11 @@ class ModelRow(SQLModel, table=True):
     chat_format: str = ""
     image_id: str = ""
     sampling_json: str = Field(sa_column=Column(Text, nullable=False))
+    audit_json: str = Field(
+        default="",
+        sa_column=Column(Text, nullable=False, server_default=""),
+        description="`sandbox audit` of the model file at the start of the run, as JSON.",
+    )
 
 
 class ScenarioRow(SQLModel, table=True):

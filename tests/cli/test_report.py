@@ -22,6 +22,7 @@ import yaml
 from junitparser import Failure, JUnitXml
 from typer.testing import CliRunner, Result
 
+from sandbox.audit import audit_path
 from sandbox.backends import ModelProvenance
 from sandbox.chat import ChatReply, ChatRequest, Message, Sampling
 from sandbox.cli.app import app
@@ -32,6 +33,8 @@ from sandbox.runner import TrialResult, TrialSpec, plan_trials
 from sandbox.scenarios import Scenario, ScenarioFile
 from sandbox.status import RunStatus
 from sandbox.store import RunConfig, open_store
+from tests.audit.ggufs import write_gguf
+from tests.audit.hostile import HOSTILE
 from tests.cli.invoke import sandbox
 from tests.helpers import REPO, SCENARIOS, scenario_data
 from tests.report.reports import HOSTILE_TEXT
@@ -51,7 +54,7 @@ def _file(scenario_id: str, family: str, title: str = "") -> ScenarioFile:
 FILES = [_file("omit-nodule", "document-injection"), _file("fetch-leak", "exfiltration")]
 
 
-def _model(spec: str, name: str = "m.gguf") -> ModelProvenance:
+def _model(spec: str, name: str = "m.gguf", audit: str = "") -> ModelProvenance:
     return ModelProvenance(
         spec=spec,
         backend="llama-cpp-python",
@@ -61,6 +64,7 @@ def _model(spec: str, name: str = "m.gguf") -> ModelProvenance:
         file_sha256=SHA,
         chat_format="gemma",
         sampling=Sampling(temperature=0.0, max_tokens=128, seed=0),
+        audit_json=audit,
     )
 
 
@@ -104,10 +108,11 @@ class Results:
         key: str = "plan-1",
         files: list[ScenarioFile] | None = None,
         name: str = "m.gguf",
+        audit: str = "",
     ) -> str:
         """Store every trial of a run; the attacked trial of `errored` errors. Returns its id."""
         store = open_store(self.url)
-        models = [_model(spec, name) for spec in specs]
+        models = [_model(spec, name, audit) for spec in specs]
         files = files or FILES
         config = RunConfig(key, files, models, 1, "namespace", {}, "0.1.0", "abc1234")
         handle = store.begin_run(config, resume=False)
@@ -568,6 +573,7 @@ def test_make_ci_eval_runs_then_reports_the_latest_run(
     )
 
     db = f"sqlite:///{folder}/ci-eval.db"
+    assert f"sandbox audit embedded --sarif {folder}/audit.sarif --fail-on high" in done.stdout
     assert f"sandbox run scenarios/ --model 'embedded' --db {db} --repeat 2;" in done.stdout
     assert "if [ $code -eq 1 ] || [ $code -eq 2 ]; then exit $code; fi" in done.stdout
     assert f"sandbox report --db {db} --run latest --junit {folder}/junit.xml" in done.stdout
@@ -639,3 +645,19 @@ def test_make_ci_eval_gates_the_embedded_model(tmp_path: Path) -> None:
     document = json.loads((results_dir / "report.json").read_text())
     assert document["runs"][0]["status"] == "complete"
     assert (results_dir / "ci-eval.db").is_file()
+    assert json.loads((results_dir / "audit.sarif").read_text())["version"] == "2.1.0"
+
+
+def test_report_shows_the_audit_of_the_model_file_recorded_at_the_run_start(
+    results: Results, runner: CliRunner, tmp_path: Path
+) -> None:
+    hostile = audit_path(write_gguf(tmp_path / "escape.gguf", HOSTILE["escape"]))
+    results.add_run(leaks_on(), audit=hostile.model_dump_json())
+    shown = _report(
+        runner, results, "--json", str(tmp_path / "r.json"), "--html", str(tmp_path / "r.html")
+    )
+    assert shown.exit_code == 0, shown.output
+    assert "worst critical (template-escape)" in " ".join(shown.output.split())
+    [model] = json.loads((tmp_path / "r.json").read_text())["models"]
+    assert {f["rule"] for f in model["provenance"]["audit"]["findings"]} >= {"template-escape"}
+    assert "critical</b> template-escape" in (tmp_path / "r.html").read_text()
