@@ -17,7 +17,7 @@ from typing import Any
 from sandbox.audit.findings import Audit, Finding, Severity
 from sandbox.audit.pickles import PICKLE_SUFFIXES, scan_pickle_file
 from sandbox.audit.template import scan_template
-from sandbox.audit.tokens import CONTROL, token_findings
+from sandbox.audit.tokens import added_token_findings
 
 MAX_HEADER = 100 << 20  # safetensors' own limit on the JSON header
 DTYPE_BYTES = {
@@ -66,14 +66,7 @@ def audit_folder(folder: Path, sha256: str = "") -> Audit:
         config = read_json(folder / config_name)
         findings += config_findings(config, config_name, facts)
     added = added_tokens(read_json(folder / "tokenizer.json"))
-    if added:
-        findings += token_findings(
-            list(added.values()),
-            [CONTROL] * len(added),
-            {},
-            "tokenizer.json added_tokens",
-            ids=list(added),
-        )
+    findings += added_token_findings(added, "tokenizer.json added_tokens")
     return Audit(
         target=str(folder), kind="folder", sha256=sha256, facts=facts, findings=tuple(findings)
     )
@@ -120,13 +113,7 @@ def config_findings(config: dict[str, Any], name: str, facts: dict[str, str]) ->
             for k, t in decoder.items()
             if k.isdigit() and isinstance(t, dict) and isinstance(t.get("content"), str)
         }
-        findings += token_findings(
-            list(added.values()),
-            [CONTROL] * len(added),
-            {},
-            f"{name} added_tokens_decoder",
-            ids=list(added),
-        )
+        findings += added_token_findings(added, f"{name} added_tokens_decoder")
     return findings
 
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+from functools import cache
 from pathlib import Path
 
 from sandbox.audit.findings import Audit
 from sandbox.audit.folder import audit_folder
 from sandbox.audit.gguf_file import audit_gguf
-from sandbox.backends.embedded import ALIAS, MODELS, embedded_model
+from sandbox.backends.embedded import embedded_model
 from sandbox.backends.files import sha256_file
+from sandbox.backends.kinds import BACKENDS, parse_model_spec
+from sandbox.backends.specs import EmbeddedSpec, OpenAISpec
 from sandbox.backends.vllm import folder_manifest_sha256
 from sandbox.errors import ModelSpecError
 from sandbox.paths import cache_dir
@@ -19,24 +22,18 @@ HERE = Path(__file__).parent
 
 
 def audit_model(target: str) -> Audit:
-    """Audit a model spec (`embedded:NAME`, `gguf:PATH`, `vllm:PATH`) or a path."""
-    scheme, _, rest = target.partition(":")
-    if target == "embedded":
-        scheme, rest = "embedded", ALIAS
-    if scheme == "embedded":
-        if rest not in MODELS:
-            raise ModelSpecError(
-                f"{target}: no such embedded model.", hint=f"Known: {', '.join(sorted(MODELS))}."
-            )
-        return audit_path(embedded_model(rest).ensure())
-    if scheme in ("gguf", "vllm") and rest:
-        return audit_path(Path(rest))
-    if scheme == "openai":
+    """Audit a model spec as `sandbox run --model` takes it, or a GGUF file or folder path."""
+    if target != "embedded" and target.partition(":")[0] not in BACKENDS:
+        return audit_path(Path(target))
+    spec = parse_model_spec(target)
+    if isinstance(spec, EmbeddedSpec):
+        return audit_path(embedded_model(spec.name).ensure())
+    if isinstance(spec, OpenAISpec):
         raise ModelSpecError(
             f"{target} is an endpoint: its files are not here to audit.",
             hint="Audit the GGUF or folder the endpoint serves.",
         )
-    return audit_path(Path(target))
+    return audit_path(spec.path)
 
 
 def audit_path(path: Path) -> Audit:
@@ -61,6 +58,7 @@ def audit_path(path: Path) -> Audit:
     return audit
 
 
+@cache
 def audit_version() -> str:
     """SHA-256 of this package's code and reference templates: a new rule voids the cache."""
     digest = hashlib.sha256()

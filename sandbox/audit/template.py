@@ -63,11 +63,12 @@ class _Scan:
         self.tree = tree
         self.location = location
         self.content_names = _content_names(tree)
-        self.trigger_tests: set[int] = set()  # ids of If tests that hold a trigger
+        self.triggers = list(self._triggers())  # (branch test, finding)
+        self.trigger_tests = {id(test) for test, _ in self.triggers}
 
     def findings(self) -> Iterator[Finding]:
         yield from self._escapes()
-        yield from self._triggers()
+        yield from (finding for _, finding in self.triggers)
         yield from self._literals()
         yield from self._tool_rewrites()
         yield from self._content_rewrites()
@@ -139,27 +140,32 @@ class _Scan:
                 type(load).__name__,
             )
 
-    def _triggers(self) -> Iterator[Finding]:
+    def _triggers(self) -> Iterator[tuple[nodes.Node, Finding]]:
+        """Branch tests on words in the conversation or on the date, each with its finding."""
         for test in _branch_tests(self.tree):
             for literal, node in self._content_comparisons(test):
                 if not is_markup(literal):
-                    self.trigger_tests.add(id(test))
-                    yield self._finding(
-                        "template-trigger",
-                        Severity.HIGH,
-                        f"branches on the conversation containing {shorten(literal, 60)!r}",
-                        node,
-                        literal,
+                    yield (
+                        test,
+                        self._finding(
+                            "template-trigger",
+                            Severity.HIGH,
+                            f"branches on the conversation containing {shorten(literal, 60)!r}",
+                            node,
+                            literal,
+                        ),
                     )
             for call in test.find_all(nodes.Call):
                 if isinstance(call.node, nodes.Name) and call.node.name == "strftime_now":
-                    self.trigger_tests.add(id(test))
-                    yield self._finding(
-                        "template-date-trigger",
-                        Severity.MEDIUM,
-                        "branches on today's date",
-                        call,
-                        "strftime_now",
+                    yield (
+                        test,
+                        self._finding(
+                            "template-date-trigger",
+                            Severity.MEDIUM,
+                            "branches on today's date",
+                            call,
+                            "strftime_now",
+                        ),
                     )
 
     def _content_comparisons(self, test: nodes.Node) -> Iterator[tuple[str, nodes.Node]]:
@@ -189,7 +195,7 @@ class _Scan:
         return False
 
     def _literals(self) -> Iterator[Finding]:
-        for text, node, placement in _emitted_literals(self.tree, self):
+        for text, node, placement in self._emitted_literals():
             plain = MARKUP.sub(" ", text)
             for kind, found in links(plain):
                 yield self._finding(
@@ -258,33 +264,61 @@ class _Scan:
                 )
 
     def _content_rewrites(self) -> Iterator[Finding]:
-        for flt in self.tree.find_all(nodes.Filter):
-            if flt.name == "replace" and flt.node is not None and self._reads_content(flt.node):
-                old = [c.value for a in flt.args[:1] for c in _str_consts(a)]
-                if not all(is_markup(o) for o in old):
-                    yield self._finding(
-                        "template-content-rewrite",
-                        Severity.MEDIUM,
-                        "replaces text inside messages",
-                        flt,
-                        " ".join(old),
-                    )
-        for call in self.tree.find_all(nodes.Call):
-            method = call.node
-            if (
-                isinstance(method, nodes.Getattr)
-                and method.attr == "replace"
-                and self._reads_content(method.node)
-            ):
-                old = [c.value for a in call.args[:1] for c in _str_consts(a)]
-                if not all(is_markup(o) for o in old):
-                    yield self._finding(
-                        "template-content-rewrite",
-                        Severity.MEDIUM,
-                        "replaces text inside messages",
-                        call,
-                        " ".join(old),
-                    )
+        for node, target, args in _replacements(self.tree):
+            if target is None or not self._reads_content(target):
+                continue
+            old = [c.value for a in args[:1] for c in _str_consts(a)]
+            if not all(is_markup(o) for o in old):
+                yield self._finding(
+                    "template-content-rewrite",
+                    Severity.MEDIUM,
+                    "replaces text inside messages",
+                    node,
+                    " ".join(old),
+                )
+
+    def _emitted_literals(self) -> Iterator[tuple[str, nodes.Node, str]]:
+        """Literal text the template writes, with where it lands (see `_placement`)."""
+        for output, guards, loops in _outputs(self.tree):
+            for child in output.nodes:
+                if isinstance(child, nodes.TemplateData):
+                    yield child.data, child, self._placement(guards, loops, False)
+                    continue
+                placement = self._placement(guards, loops, self._reads_content(child))
+                hidden = _error_messages(child)
+                for const in _str_consts(child):
+                    if id(const) not in hidden:
+                        yield const.value, child, placement
+
+    def _placement(self, guards: tuple[nodes.Node, ...], loops: int, with_content: bool) -> str:
+        """Where literal text lands.
+
+        'appended to content' (in one output with message content), 'behind a trigger' (under
+        a branch `_triggers` found), 'every message' (inside a loop over messages, not behind a
+        role or first-message guard), 'tool instructions' (behind a test on `tools`), 'guarded'
+        (behind some other condition) or 'every conversation' (unconditional).
+        """
+        if with_content:
+            return "appended to content"
+        if any(id(g) in self.trigger_tests for g in guards):
+            return "behind a trigger"
+        if loops and not any(_is_role_guard(g) for g in guards):
+            return "every message"
+        if any(_mentions(g, {"tools"}) for g in guards):
+            return "tool instructions"
+        return "guarded" if guards else "every conversation"
+
+
+def _replacements(
+    tree: nodes.Template,
+) -> Iterator[tuple[nodes.Node, nodes.Node | None, list[nodes.Expr]]]:
+    """Every `x|replace(...)` and `x.replace(...)`: the node, `x` and the arguments."""
+    for flt in tree.find_all(nodes.Filter):
+        if flt.name == "replace":
+            yield flt, flt.node, flt.args
+    for call in tree.find_all(nodes.Call):
+        if isinstance(call.node, nodes.Getattr) and call.node.attr == "replace":
+            yield call, call.node.node, call.args
 
 
 def is_markup(text: str) -> bool:
@@ -292,38 +326,6 @@ def is_markup(text: str) -> bool:
     rest = MARKUP.sub("", text)
     rest = re.sub(r"\b(system|user|assistant|tool|ipython|model|developer)\b", "", rest)
     return not re.search(r"[A-Za-z0-9]", rest)
-
-
-def _emitted_literals(tree: nodes.Template, scan: _Scan) -> Iterator[tuple[str, nodes.Node, str]]:
-    """Literal text the template writes, with where it lands.
-
-    Placement: 'appended to content' (in one output with message content), 'behind a trigger'
-    (under a branch `_triggers` flagged), 'every message' (inside a loop over messages, not
-    behind a role or first-message guard), 'guarded' (behind some other condition) or 'every
-    conversation' (unconditional). Triggers are scanned first, so their tests are known here.
-    """
-    for output, guards, loops in _outputs(tree):
-        for child in output.nodes:
-            strings = (
-                [child.data]
-                if isinstance(child, nodes.TemplateData)
-                else [c.value for c in _str_consts(child) if id(c) not in _error_messages(child)]
-            )
-            with_content = not isinstance(child, nodes.TemplateData) and scan._reads_content(child)
-            for text in strings:
-                if with_content:
-                    placement = "appended to content"
-                elif any(id(g) in scan.trigger_tests for g in guards):
-                    placement = "behind a trigger"
-                elif loops and not any(_is_role_guard(g) for g in guards):
-                    placement = "every message"
-                elif any(_mentions(g, {"tools"}) for g in guards):
-                    placement = "tool instructions"
-                elif guards:
-                    placement = "guarded"
-                else:
-                    placement = "every conversation"
-                yield text, child, placement
 
 
 def _outputs(

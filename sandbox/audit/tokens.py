@@ -48,6 +48,13 @@ def token_findings(
     return shown + _specials(tokens, types, specials, location)
 
 
+def added_token_findings(added: Mapping[int, str], location: str) -> list[Finding]:
+    """Findings for a tokenizer's added tokens, by id (all of them count as added)."""
+    return token_findings(
+        list(added.values()), [CONTROL] * len(added), {}, location, ids=list(added)
+    )
+
+
 def _token(index: int, token: str, kind: int, location: str) -> Finding | None:
     text = token.translate(SPACE_MARKS)
     added = kind in ADDED
