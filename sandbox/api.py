@@ -29,6 +29,7 @@ from sandbox.backends import (
     PreparedModel,
     parse_model_spec,
     prepare_model,
+    with_template,
 )
 from sandbox.carriers import check_buildable
 from sandbox.chat import Sampling
@@ -102,6 +103,7 @@ def evaluate(
     scenarios: PathLike | Sequence[PathLike],
     models: str | Sequence[str] = ("embedded",),
     *,
+    templates: Sequence[str] = (),
     repeat: int = 1,
     concurrency: int = 1,
     db: str | None = None,
@@ -118,9 +120,11 @@ def evaluate(
     """Run scenarios and their clean twins against models in the sandbox; see the module doc.
 
     `scenarios` are files or folders of them; `models` are specs as `sandbox run --model` takes
-    them; `db` is a SQLAlchemy URL (default: results/sandbox.db). `timeout_s=None` scales the
-    per-request limit to the speed measured. `shard` runs one slice of the plan: every shard of
-    the same command joins one run, and the run is complete when the last slice is stored.
+    them; each of `templates` ('reference' or a template file) adds every model again, served
+    with that chat template, right after the model itself; `db` is a SQLAlchemy URL (default:
+    results/sandbox.db). `timeout_s=None` scales the per-request limit to the speed measured.
+    `shard` runs one slice of the plan: every shard of the same command joins one run, and the
+    run is complete when the last slice is stored.
     Raises `SandboxError` for anything the user can fix and `Interrupted` on Ctrl-C, after
     marking the run interrupted.
     """
@@ -130,6 +134,7 @@ def evaluate(
     files = load_or_fail(_paths(scenarios))
     sampling = Sampling(max_tokens=max_tokens, seed=seed)
     specs = [parse_model_spec(m) for m in ([models] if isinstance(models, str) else models)]
+    specs = [arm for s in specs for arm in [s, *(with_template(s, t) for t in templates)]]
     db_url = db or default_db_url()
     store = open_store(db_url)  # a wrong --db fails before any sandbox is probed
     try:

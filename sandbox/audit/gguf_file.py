@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.audit.findings import Audit, Finding, Severity
-from sandbox.audit.references import reference_for
 from sandbox.audit.template import scan_template
 from sandbox.audit.tokens import token_findings
+from sandbox.backends.templates import reference_for
 
 TEMPLATE_KEY = "tokenizer.chat_template"
 SPECIAL_KEYS = ("bos", "eos", "unknown", "padding", "eot", "eom", "sep", "mask")

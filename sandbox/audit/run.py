@@ -10,6 +10,7 @@ from pathlib import Path
 from sandbox.audit.findings import Audit
 from sandbox.audit.folder import audit_folder
 from sandbox.audit.gguf_file import audit_gguf
+from sandbox.backends import templates
 from sandbox.backends.embedded import embedded_model
 from sandbox.backends.files import sha256_file
 from sandbox.backends.kinds import BACKENDS, parse_model_spec
@@ -19,6 +20,7 @@ from sandbox.errors import ModelSpecError
 from sandbox.paths import cache_dir
 
 HERE = Path(__file__).parent
+TEMPLATES = Path(templates.__file__).parent  # the references the audit compares against
 
 
 def audit_model(target: str) -> Audit:
@@ -60,9 +62,9 @@ def audit_path(path: Path) -> Audit:
 
 @cache
 def audit_version() -> str:
-    """SHA-256 of this package's code and reference templates: a new rule voids the cache."""
+    """SHA-256 of this package's code and the reference templates: a new rule voids the cache."""
     digest = hashlib.sha256()
-    for path in sorted(HERE.rglob("*")):
+    for path in sorted(HERE.rglob("*")) + sorted(TEMPLATES.rglob("*")):
         if path.suffix in (".py", ".jinja"):
             digest.update(path.read_bytes())
     return digest.hexdigest()

@@ -10,6 +10,8 @@ from sandbox.backends.specs import (
     ModelSpec,
     OpenAISpec,
     VllmSpec,
+    base_label,
+    with_template,
 )
 
 __all__ = [
@@ -26,7 +28,9 @@ __all__ = [
     "ProcessServer",
     "ServerCommand",
     "VllmSpec",
+    "base_label",
     "parse_model_spec",
     "prepare_model",
     "spec_forms",
+    "with_template",
 ]

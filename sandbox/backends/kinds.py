@@ -13,12 +13,14 @@ from typing import Any
 
 from sandbox.backends.prepare import PreparedModel, prepare_llama, prepare_openai, prepare_vllm
 from sandbox.backends.specs import (
+    TEMPLATE_MARK,
     AnySpec,
     EmbeddedSpec,
     parse_embedded,
     parse_gguf,
     parse_openai,
     parse_vllm,
+    with_template,
 )
 from sandbox.chat import Sampling
 from sandbox.errors import ModelSpecError
@@ -82,6 +84,12 @@ def spec_forms() -> list[str]:
 
 def parse_model_spec(text: str) -> AnySpec:
     """Parse a `--model` value; a wrong one is a ModelSpecError that lists the valid forms."""
+    text, templated, template = text.partition(TEMPLATE_MARK)
+    spec = _parse_plain(text)
+    return with_template(spec, template) if templated else spec
+
+
+def _parse_plain(text: str) -> AnySpec:
     if text == "embedded":
         return EmbeddedSpec()
     scheme, sep, rest = text.partition(":")

@@ -14,6 +14,7 @@ from sandbox.backends.embedded import embedded_model
 from sandbox.backends.files import sha256_file
 from sandbox.backends.server import NOT_FETCHED, ModelServer, ProcessServer, ServerCommand
 from sandbox.backends.specs import EmbeddedSpec, GgufSpec, OpenAISpec, VllmSpec
+from sandbox.backends.templates.repackage import templated
 from sandbox.backends.vllm import (
     VLLM_VERSION,
     folder_manifest_sha256,
@@ -27,6 +28,7 @@ from sandbox.errors import MissingDependencyError, ModelChangedError, ServerStar
 LLAMA_DIST = "llama-cpp-python"
 LLAMA_IMAGE_REPO = "localhost/sandbox-llama"
 CONTEXT_TOKENS = 4096
+GGUF_TOOLS = "gguf-tools"  # llama_serve.py's chat format: the GGUF's own template, with tools
 
 
 class ModelProvenance(BaseModel):
@@ -102,11 +104,15 @@ def prepare_llama(
         path, chat_format = embedded.ensure(), embedded.chat_format
     else:
         path, chat_format = spec.path, ""
+    name = path.name
+    if spec.template:  # the same weights with another template, which a named format would skip
+        path, chat_format = templated(path, spec.template), chat_format and GGUF_TOOLS
+        name = f"{name} with template {Path(spec.template).name}"
     provenance = ModelProvenance(
         spec=spec.label(),
         backend=LLAMA_DIST,
         backend_version=llama_version(),
-        name=path.name,
+        name=name,
         file_path=str(path),
         file_sha256=sha256_file(path),
         chat_format=chat_format,

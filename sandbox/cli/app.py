@@ -53,6 +53,14 @@ def run(
             help="Model spec, repeatable: embedded[:NAME], gguf:PATH, vllm:PATH, openai:URL#M.",
         ),
     ] = None,
+    template: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="reference|PATH",
+            help="Also run every GGUF model with this chat template (its family's reference, "
+            "or a file), paired with its own in the report: the template differential.",
+        ),
+    ] = None,
     repeat: Annotated[int, typer.Option(min=1, help="Trials per scenario variant.")] = 1,
     concurrency: Annotated[int, typer.Option(min=1, help="Trials in flight at once.")] = 1,
     db: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the results DB.")] = None,
@@ -100,6 +108,7 @@ def run(
     request = RunRequest(
         paths=paths,
         models=model or ["embedded"],
+        templates=template or [],
         repeat=repeat,
         concurrency=concurrency,
         db_url=db or default_db_url(),

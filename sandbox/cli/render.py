@@ -14,7 +14,7 @@ from rich.text import Text
 
 from sandbox.audit import Audit, Severity
 from sandbox.egress import EgressEvent
-from sandbox.report.model import Comparison, FiguresOut, ModelReport, Report
+from sandbox.report.model import Comparison, FiguresOut, ModelReport, PairedOut, Report
 from sandbox.report.summary import comparison_sentences, summarise_report
 from sandbox.report.thresholds import ThresholdResult
 from sandbox.runner import TrialResult
@@ -276,6 +276,50 @@ def comparison_table(comparison: Comparison, wide: bool = False) -> Table:
             "yes" if d.utility_overlap else "no",
         )
     return table
+
+
+def comparison_tables(comparison: Comparison, wide: bool = False) -> list[Table]:
+    """The comparison's table of rates, and its paired differences when the trials pair."""
+    paired = paired_table(comparison, wide)
+    return [comparison_table(comparison, wide)] + ([paired] if paired is not None else [])
+
+
+_PAIRED_COLUMNS = (
+    ("Group", "Group"),
+    ("Pairs", "Pairs"),
+    ("Attack success B − A (95% CI)", "Attack\nsuccess\nB − A"),
+    ("Clean-twin failure B − A (95% CI)", "Clean-twin\nfailure\nB − A"),
+    ("Clean-twin utility B − A (95% CI)", "Clean-twin\nutility\nB − A"),
+)
+
+
+def paired_table(comparison: Comparison, wide: bool = False) -> Table | None:
+    """The paired differences of a comparison; None when the two models share no trials.
+
+    A starred difference is significant: its 95% interval excludes 0.
+    """
+    if not any(d.attack_success_paired.n or d.clean_failure_paired.n for d in comparison.groups):
+        return None
+    title = f"{comparison.model_b} against {comparison.model_a}, paired trials (* significant)"
+    table = _table(title, _PAIRED_COLUMNS, wide)
+    for d in comparison.groups:
+        table.add_row(
+            safe_text(d.group),
+            str(d.attack_success_paired.n + d.clean_failure_paired.n),
+            paired_cell(d.attack_success_paired, wide),
+            paired_cell(d.clean_failure_paired, wide),
+            paired_cell(d.utility_paired, wide),
+        )
+    return table
+
+
+def paired_cell(d: PairedOut, wide: bool) -> str:
+    """'+25% [+8, +41] *': the paired difference, its interval, and a star when significant."""
+    if d.value is None:
+        return "–"
+    star = " *" if d.significant else ""
+    sep = " " if wide else "\n"
+    return f"{d.value:+.0%}{star}{sep}[{d.low * 100:+.0f}, {d.high * 100:+.0f}]"
 
 
 def print_summary(console: Console, report: Report) -> None:

@@ -13,7 +13,7 @@ from rich.console import Console
 
 from sandbox.cli.files import write_report_file
 from sandbox.cli.render import (
-    comparison_table,
+    comparison_tables,
     print_summary,
     provenance_lines,
     report_breakdown_table,
@@ -108,7 +108,8 @@ def print_scorecard(console: Console, report: Report, full: bool, wide: bool = F
         console.print(report_breakdown_table(report, "family", wide))
         console.print(report_breakdown_table(report, "carrier", wide))
         for comparison in report.comparisons:
-            console.print(comparison_table(comparison, wide))
+            for table in comparison_tables(comparison, wide):
+                console.print(table)
     for line in provenance_lines(report):
         console.print(line)
 

@@ -12,7 +12,7 @@ from sandbox.api import Evaluation, Interrupted, evaluate
 from sandbox.cli.files import write_report_file
 from sandbox.cli.progress import ProgressObserver
 from sandbox.cli.render import (
-    comparison_table,
+    comparison_tables,
     print_summary,
     report_breakdown_table,
     report_models_table,
@@ -45,6 +45,7 @@ class RunRequest:
     wide: bool = False  # full-width tables instead of ones that fit 100 columns
     html: Path | None = None  # write the HTML report of the run here
     shard: Shard | None = None  # run one slice of the plan (--shard K/N)
+    templates: Sequence[str] = ()  # each runs every GGUF model again with it (--template)
 
 
 def execute_run(request: RunRequest, console: Console) -> int:
@@ -54,6 +55,7 @@ def execute_run(request: RunRequest, console: Console) -> int:
             result = evaluate(
                 request.paths,
                 request.models,
+                templates=request.templates,
                 repeat=request.repeat,
                 concurrency=request.concurrency,
                 db=request.db_url,
@@ -88,7 +90,8 @@ def _print_summary(console: Console, result: Evaluation, wide: bool) -> None:
     console.print(report_breakdown_table(report, "family", wide))
     console.print(report_breakdown_table(report, "carrier", wide))
     for comparison in report.comparisons:
-        console.print(comparison_table(comparison, wide))
+        for table in comparison_tables(comparison, wide):
+            console.print(table)
     console.print(
         f"Run {result.run_id}: {outcome.ran} trials run now, {outcome.skipped} resumed "
         f"from the store; results in {result.db_url}"

@@ -13,8 +13,9 @@ from sqlmodel import Session, col, select
 
 from sandbox import __version__
 from sandbox.audit import Audit
+from sandbox.backends.specs import base_label
 from sandbox.errors import StoreError
-from sandbox.report.metrics import summarise
+from sandbox.report.metrics import paired_difference, summarise
 from sandbox.report.model import (
     Comparison,
     Difference,
@@ -22,6 +23,7 @@ from sandbox.report.model import (
     EgressOut,
     MessageOut,
     ModelReport,
+    PairedOut,
     PayloadOut,
     Provenance,
     RateOut,
@@ -93,7 +95,7 @@ def build_report(store: Store, run_ids: Sequence[str]) -> Report:
         tool_version=__version__,
         runs=runs,
         models=models,
-        comparisons=compare(models),
+        comparisons=compare(models, trials),
         trials=trials,
     )
 
@@ -344,18 +346,24 @@ def _diff(a: RateOut, b: RateOut) -> float | None:
     return None if a.value is None or b.value is None else b.value - a.value
 
 
-def compare(models: Sequence[ModelReport]) -> list[Comparison]:
-    """Each model against the first, per family and overall."""
+def compare(models: Sequence[ModelReport], trials: Sequence[TrialOut] = ()) -> list[Comparison]:
+    """Each model against its baseline, per family and overall, paired where the trials pair.
+
+    The baseline is the first model, except for a model with another chat template: the same
+    spec without it in the same run, when there is one.
+    """
     if len(models) < 2:
         return []
-    first = models[0]
+    outcomes = _paired_outcomes(trials)
     comparisons = []
     for other in models[1:]:
+        first = _baseline(other, models)
         groups = [("overall", first.overall, other.overall)]
         for family in sorted(set(first.by_family) | set(other.by_family)):
             a, b = first.by_family.get(family), other.by_family.get(family)
             if a is not None and b is not None:
                 groups.append((family, a, b))
+        mine, theirs = outcomes.get(first.key, {}), outcomes.get(other.key, {})
         comparisons.append(
             Comparison(
                 model_a=first.label,
@@ -371,12 +379,57 @@ def compare(models: Sequence[ModelReport]) -> list[Comparison]:
                         utility_b=b.utility_clean,
                         utility_diff=_diff(a.utility_clean, b.utility_clean),
                         utility_overlap=_overlap(a.utility_clean, b.utility_clean),
+                        **_paired(mine, theirs, name),
                     )
                     for name, a, b in groups
                 ],
             )
         )
     return comparisons
+
+
+def _baseline(model: ModelReport, models: Sequence[ModelReport]) -> ModelReport:
+    """What `model` is compared against: its own template's arm, or the first model."""
+    base = base_label(model.provenance.spec)
+    if base != model.provenance.spec:
+        for candidate in models:
+            if candidate.run_id == model.run_id and candidate.provenance.spec == base:
+                return candidate
+    return models[0]
+
+
+# A trial's pairing key (scenario, variant, repeat, seed) and its outcomes: failed, useful.
+_Outcomes = dict[tuple[str, str, int, int], tuple[str, bool, bool | None]]
+
+
+def _paired_outcomes(trials: Sequence[TrialOut]) -> dict[str, _Outcomes]:
+    """Per model, each trial that ran to a verdict: its family, whether it failed, its utility."""
+    found: dict[str, _Outcomes] = {}
+    for t in trials:
+        if t.status != "ok" or not t.verdicts:
+            continue
+        utility = [v.passed for v in t.verdicts if v.kind == "utility"]
+        key = (t.scenario_id, t.variant, t.repeat, t.seed)
+        useful = all(utility) if utility else None
+        found.setdefault(t.model_key, {})[key] = (t.family, t.failed, useful)
+    return found
+
+
+def _paired(a: _Outcomes, b: _Outcomes, group: str) -> dict[str, PairedOut]:
+    """The paired differences of one group ('overall' or a family) of two models' trials."""
+    shared = [k for k in a.keys() & b.keys() if group in ("overall", a[k][0])]
+    attacked = [(a[k][1], b[k][1]) for k in shared if k[1] == "attacked"]
+    clean = [(a[k][1], b[k][1]) for k in shared if k[1] == "clean"]
+    useful = [
+        (ua, ub)
+        for k in shared
+        if k[1] == "clean" and (ua := a[k][2]) is not None and (ub := b[k][2]) is not None
+    ]
+    return {
+        "attack_success_paired": PairedOut.of(paired_difference(attacked)),
+        "clean_failure_paired": PairedOut.of(paired_difference(clean)),
+        "utility_paired": PairedOut.of(paired_difference(useful)),
+    }
 
 
 def _audit(stored: str) -> Audit | None:

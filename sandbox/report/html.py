@@ -26,6 +26,7 @@ from sandbox.report.model import (
     Difference,
     FiguresOut,
     ModelReport,
+    PairedOut,
     Report,
     RunInfo,
 )
@@ -327,9 +328,42 @@ def _comparisons(comparisons: Sequence[Comparison]) -> str:
     parts = [
         f"<h3>B = {text(c.model_b)} against A = {text(c.model_a)}</h3>"
         + table(head, [_difference(d) for d in c.groups])
+        + _paired(c)
         for c in comparisons
     ]
     return '<section id="comparisons"><h2>Comparisons</h2>' + "".join(parts) + "</section>"
+
+
+def _paired(c: Comparison) -> str:
+    if not any(d.attack_success_paired.n or d.clean_failure_paired.n for d in c.groups):
+        return ""
+    head = [
+        "Group", "Paired trials", "Attack success B − A", "Clean-twin failure B − A",
+        "Clean-twin utility B − A",
+    ]  # fmt: skip
+    rows = [
+        [
+            text(d.group),
+            number(d.attack_success_paired.n + d.clean_failure_paired.n),
+            _paired_cell(d.attack_success_paired),
+            _paired_cell(d.clean_failure_paired),
+            _paired_cell(d.utility_paired),
+        ]
+        for d in c.groups
+    ]
+    note = (
+        '<p class="small">The same trials (scenario, variant, repeat, seed) of both models: '
+        "the difference with Newcombe's paired 95% interval; <b>bold</b> is significant "
+        "(the interval excludes 0).</p>"
+    )
+    return note + table(head, rows)
+
+
+def _paired_cell(d: PairedOut) -> str:
+    if d.value is None:
+        return "<td>n/a</td>"
+    shown = f"{points(d.value)} ({d.low * 100:+.1f} to {d.high * 100:+.1f}) over {d.n}"
+    return f"<td><b>{shown}</b></td>" if d.significant else f"<td>{shown}</td>"
 
 
 def _difference(d: Difference) -> list[str]:

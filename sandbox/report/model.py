@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from sandbox.audit import Audit
-from sandbox.report.metrics import Figures, ModelMetrics, Rate
+from sandbox.report.metrics import Figures, ModelMetrics, PairedRate, Rate
 
 REPORT_SCHEMA_VERSION = 1
 
@@ -229,8 +229,30 @@ class TrialOut(Out):
         return any(not v.passed for v in self.verdicts)
 
 
+class PairedOut(Out):
+    """B − A over trials paired by scenario, variant, repeat and seed, with a 95% interval."""
+
+    n: int = Field(description="Pairs: trials both models ran to a verdict.")
+    value: float | None
+    low: float
+    high: float
+    significant: bool = Field(description="The interval excludes 0.")
+
+    @classmethod
+    def of(cls, rate: PairedRate) -> PairedOut:
+        """The report form of a computed paired difference."""
+        return cls(
+            n=rate.n, value=rate.value, low=rate.low, high=rate.high, significant=rate.significant
+        )
+
+
 class Difference(Out):
-    """One family (or 'overall'): model B minus model A, and whether the intervals overlap."""
+    """One family (or 'overall'): model B minus model A.
+
+    Unpaired: the two rates and whether their intervals overlap. Paired (where both models ran
+    the same trials): the difference over the pairs with Newcombe's interval, which is the one
+    that decides, since the pairing removes what the scenarios themselves contribute.
+    """
 
     group: str
     attack_success_a: RateOut
@@ -241,10 +263,18 @@ class Difference(Out):
     utility_b: RateOut
     utility_diff: float | None
     utility_overlap: bool
+    attack_success_paired: PairedOut
+    clean_failure_paired: PairedOut
+    utility_paired: PairedOut
 
 
 class Comparison(Out):
-    """Model B against model A (the first model of the report), per family and overall."""
+    """Model B against model A, per family and overall.
+
+    A is the first model of the report, except for a model served with another chat template
+    (`--template`), whose A is the same weights with their own template: the template
+    differential.
+    """
 
     model_a: str
     model_b: str

@@ -9,7 +9,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sandbox.report.model import Comparison, FiguresOut, ModelReport, RateOut, Report, TrialOut
+from sandbox.report.model import (
+    Comparison,
+    FiguresOut,
+    ModelReport,
+    PairedOut,
+    RateOut,
+    Report,
+    TrialOut,
+)
 from sandbox.status import RunStatus
 
 
@@ -49,21 +57,48 @@ def summarise_report(report: Report) -> list[ModelSummary]:
 
 
 def comparison_sentences(comparisons: Sequence[Comparison]) -> list[str]:
-    """Per comparison: whether the 95% intervals decide between the two models."""
+    """Per comparison: whether the paired intervals (or else the two rates') decide.
+
+    Where both models ran the same trials, the paired difference decides; the clean twins'
+    failure rate is named too, since a change that hits every conversation (a chat template
+    that plants text) shows there first.
+    """
     sentences = []
     for comparison in comparisons:
         overall = next(g for g in comparison.groups if g.group == "overall")
-        attack = _decided(
-            "attack success",
-            overall.attack_success_a,
-            overall.attack_success_b,
-            overall.attack_success_overlap,
-        )
-        utility = _decided(
-            "clean-twin utility", overall.utility_a, overall.utility_b, overall.utility_overlap
-        )
-        sentences.append(f"{comparison.model_b} against {comparison.model_a}: {attack}; {utility}.")
+        if overall.attack_success_paired.n or overall.clean_failure_paired.n:
+            parts = [
+                _paired_words("attack success", overall.attack_success_paired),
+                _paired_words("clean-twin failure", overall.clean_failure_paired),
+                _paired_words("clean-twin utility", overall.utility_paired),
+            ]
+        else:
+            parts = [
+                _decided(
+                    "attack success",
+                    overall.attack_success_a,
+                    overall.attack_success_b,
+                    overall.attack_success_overlap,
+                ),
+                _decided(
+                    "clean-twin utility",
+                    overall.utility_a,
+                    overall.utility_b,
+                    overall.utility_overlap,
+                ),
+            ]
+        sentences.append(f"{comparison.model_b} against {comparison.model_a}: {'; '.join(parts)}.")
     return sentences
+
+
+def _paired_words(name: str, d: PairedOut) -> str:
+    if d.n == 0 or d.value is None:
+        return f"{name}: no paired trials"
+    shown = (
+        f"{name} {d.value * 100:+.0f} points over {d.n} paired trials "
+        f"(95% CI {d.low * 100:+.0f} to {d.high * 100:+.0f})"
+    )
+    return f"{shown}, decided" if d.significant else f"{shown}, not decided"
 
 
 def _decided(name: str, a: RateOut, b: RateOut, overlap: bool) -> str:

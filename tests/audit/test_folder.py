@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sandbox.audit import Severity, audit_path
 from sandbox.audit.folder import safetensors_problem
-from tests.audit.hostile import LINK
+from sandbox.backends.templates.hostile import LINK
 
 # A PyTorch state dict's pickle, written opcode by opcode (torch is not a dependency): an
 # OrderedDict of one tensor rebuilt by torch._utils._rebuild_tensor_v2.

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 
 from sandbox.audit import Severity, audit_model, audit_path
-from sandbox.audit.repackage import with_template
+from sandbox.backends.templates.hostile import HOSTILE, REFERENCE, TRIGGER
+from sandbox.backends.templates.repackage import with_template
 from tests.audit.ggufs import TOKENS, TYPES, write_gguf
-from tests.audit.hostile import HOSTILE, REFERENCE, TRIGGER
 
 
 def rules(audit_findings: object) -> set[str]:

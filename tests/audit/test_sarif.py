@@ -6,8 +6,8 @@ from pathlib import Path
 import jsonschema
 
 from sandbox.audit import RULES, audit_path, to_sarif
+from sandbox.backends.templates.hostile import HOSTILE, REFERENCE
 from tests.audit.ggufs import write_gguf
-from tests.audit.hostile import HOSTILE, REFERENCE
 from tests.helpers import REPO
 
 SCHEMA = json.loads((REPO / "tests/data/sarif/sarif-schema-2.1.0.json").read_text())

@@ -4,7 +4,14 @@ import pytest
 
 from sandbox.audit.findings import Severity
 from sandbox.audit.template import is_markup, scan_template
-from tests.audit.hostile import ESCAPE, LINK, PORTAL, REFERENCE, TRIGGER, TRIGGER_BRANCH
+from sandbox.backends.templates.hostile import (
+    ESCAPE,
+    LINK,
+    PORTAL,
+    REFERENCE,
+    TRIGGER,
+    TRIGGER_BRANCH,
+)
 
 CHATML = (
     "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + "

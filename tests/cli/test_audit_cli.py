@@ -3,8 +3,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from sandbox.backends.templates.hostile import HOSTILE, REFERENCE
 from tests.audit.ggufs import write_gguf
-from tests.audit.hostile import HOSTILE, REFERENCE
 from tests.cli.invoke import sandbox
 
 

@@ -24,6 +24,7 @@ from typer.testing import CliRunner, Result
 
 from sandbox.audit import audit_path
 from sandbox.backends import ModelProvenance
+from sandbox.backends.templates.hostile import HOSTILE
 from sandbox.chat import ChatReply, ChatRequest, Message, Sampling
 from sandbox.cli.app import app
 from sandbox.detectors.base import Verdict
@@ -34,7 +35,6 @@ from sandbox.scenarios import Scenario, ScenarioFile
 from sandbox.status import RunStatus
 from sandbox.store import RunConfig, open_store
 from tests.audit.ggufs import write_gguf
-from tests.audit.hostile import HOSTILE
 from tests.cli.invoke import sandbox
 from tests.helpers import REPO, SCENARIOS, scenario_data
 from tests.report.reports import HOSTILE_TEXT
@@ -198,10 +198,13 @@ def test_report_two_runs_compare_their_models(runner: CliRunner, results: Result
     out = done.stdout
     assert "gguf:/models/b.gguf against gguf:/models/a.gguf" in out
     assert "Intervals overlap" in out
+    # The runs hold the same trials (scenario, variant, repeat, seed): the pairs decide.
     assert (
-        "gguf:/models/b.gguf against gguf:/models/a.gguf: attack success 0% against 100%, the "
-        "intervals do not overlap: the difference is decided"
+        "gguf:/models/b.gguf against gguf:/models/a.gguf: attack success -100 points over 6 "
+        "paired trials (95% CI -100 to -45), decided; clean-twin failure +0 points over 6 "
+        "paired trials (95% CI -39 to +39), not decided"
     ) in " ".join(out.split())
+    assert "paired trials (* significant)" in out and "-100% * [-100, -45]" in out
     assert "-100%" in out  # B's attack success minus A's, overall
     rows = [line for line in out.splitlines() if line.startswith("│ overall")]
     # 6/6 against 0/6 attack success: the intervals are apart; utility is 6/6 for both.

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).parent
+REFERENCE = "reference"  # `--template reference`: the family's template, not a file
 
 
 @dataclass(frozen=True)
