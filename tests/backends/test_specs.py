@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.backends import EmbeddedSpec, GgufSpec, OpenAISpec, parse_model_spec
+from sandbox.backends import EmbeddedSpec, GgufSpec, OpenAISpec, parse_model_spec, with_template
+from sandbox.backends.specs import base_label
 from sandbox.errors import ModelSpecError
 
 
@@ -64,3 +65,53 @@ def test_parse_model_spec_unknown_forms_list_the_valid_ones(text: str) -> None:
     with pytest.raises(ModelSpecError) as caught:
         parse_model_spec(text)
     assert "embedded:NAME, gguf:PATH, vllm:PATH, openai:URL#MODEL" in caught.value.hint
+
+
+# ---- +template= -----------------------------------------------------------------------------
+
+
+def test_template_reference_and_a_file_ride_on_gguf_and_embedded_specs(tmp_path: Path) -> None:
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"GGUF" + b"\0" * 16)
+    template = tmp_path / "t.jinja"
+    template.write_text("{{ messages[0].content }}")
+
+    spec = parse_model_spec(f"gguf:{model}+template=reference")
+    assert spec == GgufSpec(path=model.resolve(), template="reference")
+    assert spec.label() == f"gguf:{model.resolve()}+template=reference"
+    assert base_label(spec.label()) == f"gguf:{model.resolve()}"
+
+    spec = parse_model_spec(f"embedded:smollm2-135m+template={template}")
+    assert spec == EmbeddedSpec(name="smollm2-135m", template=str(template.resolve()))
+    assert base_label(spec.label()) == "embedded:smollm2-135m"
+    assert parse_model_spec(spec.label()) == spec  # a stored label parses back to its spec
+
+
+def test_with_template_adds_an_arm_and_leaves_the_spec_alone() -> None:
+    plain = parse_model_spec("embedded:smollm2-135m")
+
+    arm = with_template(plain, "reference")
+
+    assert plain.template == "" and arm.template == "reference"
+    assert base_label(arm.label()) == plain.label() == base_label(plain.label())
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("openai:http://127.0.0.1:8000/v1#m+template=reference", "only GGUF models"),
+        ("embedded+template=/nonexistent/t.jinja", "no such file"),
+        ("embedded+template=", "no such file"),
+        ("embedded+template=reference+template=reference", "no such file"),
+    ],
+)
+def test_a_wrong_template_is_a_clear_error(text: str, message: str) -> None:
+    with pytest.raises(ModelSpecError, match=message):
+        parse_model_spec(text)
+
+
+def test_a_template_arm_cannot_take_a_second_template() -> None:
+    arm = parse_model_spec("embedded+template=reference")
+
+    with pytest.raises(ModelSpecError, match="already names a template"):
+        with_template(arm, "reference")

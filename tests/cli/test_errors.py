@@ -28,6 +28,23 @@ _sandbox = sandbox
             "embedded:NAME, gguf:PATH, vllm:PATH, openai:URL#MODEL",
         ),
         (["run", "/absent/scenarios"], "no such file or folder", "Check the path"),
+        (
+            [
+                "run",
+                str(SCENARIOS),
+                "--model",
+                "openai:http://127.0.0.1:9/v1#m",
+                "--template",
+                "reference",
+            ],
+            "only GGUF models take another chat template",
+            "Templates go with embedded: and gguf: models",
+        ),
+        (
+            ["run", str(SCENARIOS), "--template", "/absent/template.jinja"],
+            "template '/absent/template.jinja': no such file",
+            "Pass `reference` or the path of a chat template file",
+        ),
     ],
 )
 def test_cli_user_errors_print_message_and_hint(args: list[str], message: str, hint: str) -> None:

@@ -6,6 +6,7 @@ scenarios, and read the SQLite results database it writes.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -17,6 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.backends.embedded import embedded_model
+from sandbox.backends.templates.hostile import HOSTILE
+from sandbox.backends.templates.repackage import with_template
 from sandbox.isolation import namespace
 from tests.helpers import SCENARIOS
 
@@ -242,3 +246,35 @@ def test_the_instruct_model_calls_tools_and_tool_policy_judges_them(tmp_path: Pa
     assert _query(db, "select count(*) from verdicts where check_name = 'tool_policy'") == [(2,)]
     roles = {role for (role,) in _query(db, "select role from messages")}
     assert "tool" in roles
+
+
+def test_a_template_arm_serves_the_same_weights_with_the_reference(tmp_path: Path) -> None:
+    """SmolLM2 repackaged with a link-adding template, run beside `--template reference`."""
+    source = embedded_model("smollm2-135m").ensure()
+    hostile = with_template(source, tmp_path / "smollm2-link.gguf", HOSTILE["link"])
+    db, report = tmp_path / "t.db", tmp_path / "report.json"
+    scenario = SCENARIOS / "exfiltration" / "fhir-report-exfiltrates-patient-via-image-link.yaml"
+    argv = [str(SANDBOX), "run", str(scenario), "--db", f"sqlite:///{db}", *FAST]
+    done = subprocess.run(
+        [*argv, "--model", f"gguf:{hostile}", "--template", "reference"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "paired trials" in done.stdout
+    subprocess.run(
+        [str(SANDBOX), "report", "--db", f"sqlite:///{db}", "--json", str(report)], check=True
+    )
+    data = json.loads(report.read_text())
+    base, arm = data["models"]
+    assert arm["provenance"]["spec"] == f"gguf:{hostile}+template=reference"
+    assert arm["provenance"]["name"] == "smollm2-link.gguf with template reference"
+    # Only the template differs: the reference arm's audit finds nothing, the hostile one's does.
+    assert base["provenance"]["audit"]["findings"]
+    assert arm["provenance"]["audit"]["findings"] == []
+    assert arm["provenance"]["file_sha256"] != base["provenance"]["file_sha256"]
+    overall = data["comparisons"][0]["groups"][0]
+    assert data["comparisons"][0]["model_a"] == base["label"]
+    assert overall["attack_success_paired"]["n"] == 1
+    assert overall["clean_failure_paired"]["n"] == 1

@@ -1,10 +1,13 @@
-"""Wilson intervals against published values, and per-model metrics from stored trials."""
+"""Wilson and paired-difference intervals against published values, and per-model metrics."""
 
 from __future__ import annotations
+
+import random
 
 import pytest
 
 from sandbox.report import ModelMetrics, Rate, summarise, wilson
+from sandbox.report.metrics import paired_difference
 from sandbox.store import TrialSummary, VerdictSummary
 
 # (k, n, low, high) for the 95% Wilson score interval without continuity correction: the first
@@ -66,6 +69,100 @@ def test_wilson_no_trials_is_the_whole_range() -> None:
 def test_wilson_invalid_counts_raise(k: int, n: int) -> None:
     with pytest.raises(ValueError, match=f"k={k}, n={n}"):
         wilson(k, n)
+
+
+# ---- paired_difference ----------------------------------------------------------------------
+
+# (both, only A, only B, neither, B - A, low, high): Newcombe's method 10 as the contingencytables
+# R package (Fagerland, Lydersen and Laake) computes it, test-ch8.R, sign turned to B - A.
+PAIRED_PUBLISHED = [(59, 6, 16, 80, 0.0621, 0.0046, 0.1186)]
+
+
+def pairs(both: int, only_a: int, only_b: int, neither: int) -> list[tuple[bool, bool]]:
+    return (
+        [(True, True)] * both
+        + [(True, False)] * only_a
+        + [(False, True)] * only_b
+        + [(False, False)] * neither
+    )
+
+
+@pytest.mark.parametrize(
+    ("both", "only_a", "only_b", "neither", "value", "low", "high"), PAIRED_PUBLISHED
+)
+def test_paired_difference_matches_published_intervals(
+    both: int, only_a: int, only_b: int, neither: int, value: float, low: float, high: float
+) -> None:
+    diff = paired_difference(pairs(both, only_a, only_b, neither))
+
+    assert diff.n == both + only_a + only_b + neither
+    assert diff.value == pytest.approx(value, abs=1e-4)
+    assert (diff.low, diff.high) == (pytest.approx(low, abs=1e-4), pytest.approx(high, abs=1e-4))
+    assert diff.significant
+
+
+def test_paired_difference_turns_sign_when_the_arms_swap() -> None:
+    forward = paired_difference(pairs(59, 6, 16, 80))
+    backward = paired_difference(pairs(59, 16, 6, 80))
+
+    assert backward.value == pytest.approx(-(forward.value or 0))
+    assert (backward.low, backward.high) == (
+        pytest.approx(-forward.high),
+        pytest.approx(-forward.low),
+    )
+
+
+def test_paired_difference_credits_the_pairing() -> None:
+    """Arms that differ on six units, all one way, are told apart; unpaired, they are not."""
+    agreeing = pairs(5, 0, 6, 9)  # B fails wherever A does, and on six more of 20
+
+    diff = paired_difference(agreeing)
+    a, b = wilson(5, 20), wilson(11, 20)
+
+    assert diff.value == pytest.approx(0.3)
+    assert diff.significant and diff.low > 0
+    assert a.high > b.low  # the two unpaired intervals overlap
+
+
+def test_paired_difference_all_agree_is_zero_and_not_significant() -> None:
+    for table in [(10, 0, 0, 0), (0, 0, 0, 10), (4, 0, 0, 6)]:
+        diff = paired_difference(pairs(*table))
+
+        assert diff.value == 0.0
+        assert diff.low < 0 < diff.high
+        assert not diff.significant
+
+
+def test_paired_difference_without_pairs_is_the_whole_range() -> None:
+    diff = paired_difference([])
+
+    assert (diff.n, diff.value, diff.low, diff.high) == (0, None, -1.0, 1.0)
+    assert not diff.significant
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 12])
+def test_paired_difference_stays_inside_the_range_and_holds_its_value(n: int) -> None:
+    for both in range(n + 1):
+        for only_a in range(n + 1 - both):
+            for only_b in range(n + 1 - both - only_a):
+                diff = paired_difference(pairs(both, only_a, only_b, n - both - only_a - only_b))
+                value = diff.value or 0.0
+                assert -1.0 <= diff.low <= value + 1e-12
+                assert value - 1e-12 <= diff.high <= 1.0
+
+
+def test_paired_difference_covers_the_true_difference_at_about_95_percent() -> None:
+    """Seeded simulation: correlated arms, 30 pairs, true difference +0.2."""
+    rng = random.Random(20261206)
+    cells = [(True, True), (True, False), (False, True), (False, False)]
+    weights = [0.25, 0.05, 0.25, 0.45]  # p(A) = 0.30, p(B) = 0.50
+    runs = 2000
+    covered = 0
+    for _ in range(runs):
+        diff = paired_difference(rng.choices(cells, weights, k=30))
+        covered += diff.low <= 0.2 <= diff.high
+
+    assert 0.93 <= covered / runs <= 0.99
 
 
 # ---- summarise ------------------------------------------------------------------------------
