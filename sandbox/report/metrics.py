@@ -72,9 +72,8 @@ def paired_difference(pairs: Sequence[tuple[bool, bool]], z: float = Z95) -> Pai
     Newcombe (1998), "Improved confidence intervals for the difference between binomial
     proportions based on paired data", Statistics in Medicine 17:2635, method 10: the Wilson
     intervals of both margins combined with the pairs' phi correlation (continuity-corrected
-    when positive). Unlike a
-    comparison of two unpaired intervals it credits the pairing: two arms that agree on most
-    units are told apart by their discordant pairs alone.
+    when positive). Unlike a comparison of two unpaired intervals it credits the pairing: two
+    arms that agree on most units are told apart by their discordant pairs alone.
     """
     n = len(pairs)
     if n == 0:
