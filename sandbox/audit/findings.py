@@ -64,6 +64,11 @@ RULES: dict[str, Rule] = {
         "Text added to every message or appended to message content changes what the model "
         "is asked, whatever the user wrote.",
     ),
+    "template-turn": Rule(
+        "The chat template writes conversation turns of its own",
+        "A user or assistant turn written by the template is an exchange the user never had: "
+        "a planted example reply the model imitates (a few-shot backdoor).",
+    ),
     "template-tool-rewrite": Rule(
         "The chat template writes or rewrites tool calls",
         "A template that edits tool calls or their arguments can redirect an agent's actions.",

