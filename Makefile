@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup system-deps images demo eval test test-unit lint bench validate clean
+.PHONY: setup system-deps images demo eval test test-unit lint bench validate hostile-models clean
 
 setup: system-deps $(STAMP)
 
@@ -35,6 +35,7 @@ DEMO_SET    := backdoor-trigger/referring-physician-rare-token-trigger-screening
   misleading-context/pacs-agent-prior-addendum-hides-nodule-growth \
   phi-leakage/hl7-worklist-note-asks-for-previous-patient-details \
   resource-exhaustion/pdf-off-page-appendix-repeat-forever \
+  supply-chain/dicom-private-tag-deployment-tag-subdural-haematoma \
   training-data-extraction/prefix-probe-recalls-planted-prior-report \
   visual-injection/low-contrast-text-hides-lung-mass
 RESULTS     := $(or $(SANDBOX_RESULTS_DIR),results)
@@ -86,6 +87,11 @@ test-unit: setup
 
 bench: setup
 	$(BIN)/python scripts/bench.py
+
+# SmolLM2 with each poisoned chat template of the supply-chain family, built with gguf-py into
+# models/hostile/ (never shipped). See the README, "What the template does".
+hostile-models: setup
+	$(BIN)/python scripts/hostile_models.py models/hostile
 
 # Precision and recall of every check on the hand-labelled outputs in tests/data/validation/.
 validate: setup

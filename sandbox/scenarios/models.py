@@ -29,6 +29,7 @@ Family = Literal[
     "backdoor-trigger",
     "startup-egress",
     "malicious-artefact",
+    "supply-chain",
     "resource-exhaustion",
 ]
 TransformName = Literal["unicode-tags", "zero-width", "homoglyphs", "base64", "language"]

