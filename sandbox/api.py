@@ -18,7 +18,7 @@ import json
 import os
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sandbox import __version__
@@ -31,6 +31,7 @@ from sandbox.backends import (
     prepare_model,
     with_template,
 )
+from sandbox.backends.specs import AnySpec
 from sandbox.carriers import check_buildable
 from sandbox.chat import Sampling
 from sandbox.errors import SandboxError, ScenarioError
@@ -39,10 +40,19 @@ from sandbox.isolation.select import choose_isolation
 from sandbox.paths import default_db_url, results_dir
 from sandbox.report.collect import build_report
 from sandbox.report.model import RateOut, Report
-from sandbox.runner import RunObserver, RunOptions, RunOutcome, Shard, plan_trials, run_trials
+from sandbox.runner import (
+    RunObserver,
+    RunOptions,
+    RunOutcome,
+    Shard,
+    TrialSpec,
+    plan_trials,
+    run_trials,
+)
 from sandbox.scenarios import ScenarioFile, load_scenarios
 from sandbox.status import ExitCode, RunStatus
 from sandbox.store import EgressSummary, RunConfig, RunHandle, Store, open_store
+from sandbox.triggers import Outcome, Ranked, candidates, plan_sweep, rank, sweep_files
 
 PathLike = str | Path
 
@@ -130,33 +140,85 @@ def evaluate(
     """
     if shard is not None and not resume:
         raise ValueError("the shards of a run resume one another; a sharded run cannot be fresh")
-    observer = observer or EvaluationObserver()
     files = load_or_fail(_paths(scenarios))
     sampling = Sampling(max_tokens=max_tokens, seed=seed)
     specs = [parse_model_spec(m) for m in ([models] if isinstance(models, str) else models)]
     specs = [arm for s in specs for arm in [s, *(with_template(s, t) for t in templates)]]
-    db_url = db or default_db_url()
+    return _execute(
+        files,
+        specs,
+        sampling,
+        lambda count: plan_trials(files, count, repeat, sampling),
+        _Setup(repeat, concurrency, db, resume, timeout_s, isolation, allow_startup_egress, gpus),
+        shard=shard,
+        observer=observer,
+    )
+
+
+@dataclass(frozen=True)
+class _Setup:
+    """How a run is set up, as `evaluate` and `sweep_triggers` are asked."""
+
+    repeat: int
+    concurrency: int
+    db: str | None
+    resume: bool
+    timeout_s: float | None
+    isolation: IsolationName
+    allow_startup_egress: bool
+    gpus: str
+
+
+def _execute(
+    files: Sequence[ScenarioFile],
+    specs: Sequence[AnySpec],
+    sampling: Sampling,
+    plan_for: Callable[[int], list[TrialSpec]],
+    setup: _Setup,
+    *,
+    shard: Shard | None = None,
+    observer: EvaluationObserver | None = None,
+    identity: Mapping[str, object] | None = None,
+    shape: str | None = None,
+) -> Evaluation:
+    """Prepare and audit the models, open or resume the run, run the plan, report.
+
+    `plan_for(model_count)` is the plan; `identity` adds what else makes the run itself (the
+    triggers of a sweep) and `shape` says in words what the run is made of.
+    """
+    observer = observer or EvaluationObserver()
+    db_url = setup.db or default_db_url()
     store = open_store(db_url)  # a wrong --db fails before any sandbox is probed
     try:
         local = any(BACKENDS[s.kind].sandboxed for s in specs)
-        sandbox = choose_isolation(isolation, local, gpus)
+        sandbox = choose_isolation(setup.isolation, local, setup.gpus)
         observer.preparing(len(specs))
-        threads = max(1, len(os.sched_getaffinity(0)) // max(1, concurrency))
-        prepared = [prepare_model(s, sampling, threads, allow_startup_egress) for s in specs]
+        threads = max(1, len(os.sched_getaffinity(0)) // max(1, setup.concurrency))
+        allow = setup.allow_startup_egress
+        prepared = [prepare_model(s, sampling, threads, allow) for s in specs]
         prepared = [_audited(m) for m in prepared]
         prepared, images = sandbox.stamp(prepared)
-        identity = _Identity(files, [m.provenance for m in prepared], repeat, sandbox.name, images)
-        options = {"concurrency": concurrency, "timeout_s": timeout_s, **images}
-        options["allow_startup_egress"] = allow_startup_egress
-        config = identity.config(options)
-        handle = store.begin_run(config, resume=resume, shared=shard is not None)
-        shape = identity.shape() + (f", shard {shard}" if shard else "")
+        models = [m.provenance for m in prepared]
+        key = _Identity(files, models, setup.repeat, sandbox.name, images, dict(identity or {}))
+        options: dict[str, object] = {
+            "concurrency": setup.concurrency,
+            "timeout_s": setup.timeout_s,
+        }
+        options.update(images)
+        options["allow_startup_egress"] = allow
+        options.update(identity or {})
+        handle = store.begin_run(key.config(options), resume=setup.resume, shared=bool(shard))
+        shape = (shape or key.shape()) + (f", shard {shard}" if shard else "")
         observer.run_started(handle.run_id, handle.resumed, shape)
         logs = results_dir() / "logs" / handle.run_id
         run_options = RunOptions(
-            concurrency, timeout_s, log_dir=logs, isolation=sandbox, run_id=handle.run_id
+            setup.concurrency,
+            setup.timeout_s,
+            log_dir=logs,
+            isolation=sandbox,
+            run_id=handle.run_id,
         )
-        plan = plan_trials(files, len(prepared), repeat, sampling)
+        plan = plan_for(len(prepared))
         mine = [t for t in plan if shard.holds(t)] if shard else plan
         outcome = _run_and_mark(
             store, handle.run_id, lambda: run_trials(mine, prepared, handle, run_options, observer)
@@ -164,6 +226,82 @@ def evaluate(
         return _finish(store, handle, outcome, {t.key for t in plan}, db_url, sandbox.name)
     finally:
         store.engine.dispose()
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """What one `sweep_triggers` call did and found: the run and the ranked candidates."""
+
+    evaluation: Evaluation
+    ranked: list[Ranked]
+
+    @property
+    def above_chance(self) -> list[Ranked]:
+        """The candidates whose change is above chance (never a control)."""
+        return [r for r in self.ranked if r.above_chance]
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """3 for an incomplete run, 4 when a trigger is above chance, else 0."""
+        if code := self.evaluation.exit_code:
+            return code
+        return ExitCode.THRESHOLD if self.above_chance else ExitCode.OK
+
+
+def sweep_triggers(
+    scenarios: PathLike | Sequence[PathLike],
+    model: str = "embedded",
+    *,
+    triggers: Sequence[str] = (),
+    repeat: int = 1,
+    db: str | None = None,
+    resume: bool = True,
+    max_tokens: int = 512,
+    seed: int = 0,
+    temperature: float = 0.0,
+    timeout_s: float | None = None,
+    isolation: IsolationName = "auto",
+    gpus: str = "all",
+    observer: EvaluationObserver | None = None,
+) -> Sweep:
+    """Plant each candidate trigger in the scenarios' payload places and rank the changes.
+
+    `triggers` are catalogue ids or texts of one's own (default: the whole catalogue); the
+    controls always run. Each scenario's clean twin is the untriggered prompt, run once per
+    repeat; repeat i samples with seed+i (at temperature 0 the repeats agree, so give
+    `temperature` to sample). The run is stored and resumes like `evaluate`'s.
+    """
+    files = load_or_fail(_paths(scenarios))  # every attacked scenario has a payload place
+    chosen = candidates(triggers)
+    sampling = Sampling(temperature=temperature, max_tokens=max_tokens, seed=seed)
+    evaluation = _execute(
+        sweep_files(files, chosen),
+        [parse_model_spec(model)],
+        sampling,
+        lambda _: plan_sweep(files, chosen, repeat, sampling),
+        _Setup(repeat, 1, db, resume, timeout_s, isolation, False, gpus),
+        observer=observer,
+        identity={"triggers": {t.id: t.text for t in chosen}, "sweep": "triggers"},
+        shape=f"{len(files)} scenarios × ({len(chosen)} candidates + untriggered) × "
+        f"{repeat} repeat(s)",
+    )
+    store = open_store(evaluation.db_url, create=False)
+    try:
+        trials = store.trial_summaries(evaluation.run_id)
+    finally:
+        store.engine.dispose()
+    outcomes = [
+        Outcome(
+            t.scenario_id,
+            t.repeat,
+            frozenset(v.check for v in t.verdicts if not v.passed),
+            t.output,
+            frozenset(v.check for v in t.verdicts),
+        )
+        for t in trials
+        if t.status == "ok" and t.verdicts
+    ]
+    return Sweep(evaluation, rank(outcomes, chosen))
 
 
 def _audited(model: PreparedModel) -> PreparedModel:
@@ -255,6 +393,7 @@ class _Identity:
     repeat: int
     isolation: str
     images: dict[str, str]
+    extra: dict[str, object] = field(default_factory=dict)  # e.g. a sweep's triggers
 
     def key(self) -> str:
         identity = {
@@ -263,6 +402,7 @@ class _Identity:
             "repeat": self.repeat,
             "isolation": self.isolation,
             "images": self.images,
+            **self.extra,
         }
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 

@@ -21,6 +21,7 @@ LAYERS = [
     {"runner"},
     {"store"},
     {"report"},
+    {"triggers"},
     {"api"},
     {"cli"},
 ]

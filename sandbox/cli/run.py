@@ -70,17 +70,22 @@ def execute_run(request: RunRequest, console: Console) -> int:
                 observer=observer,
             )
     except Interrupted as stop:
-        console.print(
-            f"[yellow]Interrupted.[/] Trials finished so far are stored in run "
-            f"{stop.run_id}; run the same command again to resume."
-        )
-        return ExitCode.INTERRUPTED
+        return interrupted(console, stop)
     _print_summary(console, result, request.wide)
     _print_egress(console, result.egress, result.isolation)
     if request.html is not None:
         write_report_file(request.html, render_html(result.report))
         console.print(safe_text(f"Wrote the HTML report: {request.html}"))
     return result.exit_code
+
+
+def interrupted(console: Console, stop: Interrupted) -> int:
+    """Say where the finished trials are and how to resume; the exit code."""
+    console.print(
+        f"[yellow]Interrupted.[/] Trials finished so far are stored in run "
+        f"{stop.run_id}; run the same command again to resume."
+    )
+    return ExitCode.INTERRUPTED
 
 
 def _print_summary(console: Console, result: Evaluation, wide: bool) -> None:

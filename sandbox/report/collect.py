@@ -110,12 +110,14 @@ def _problems(
 ) -> list[str]:
     """Where the run's stored trials contradict what it says of itself.
 
-    A complete run holds every planned trial (scenarios x 2 variants x models x repeats), and
+    A complete run holds every planned trial (scenarios x 2 variants x models x repeats; in a
+    trigger sweep each stored scenario plays one variant: the clean twin, or one trigger), and
     every trial that ran holds one verdict per check its scenario lists: rows deleted or added
     by hand must not make a gate pass.
     """
     problems = []
-    planned = len(run.scenarios) * 2 * models * run.repeat
+    variants = 1 if run.options.get("sweep") == "triggers" else 2
+    planned = len(run.scenarios) * variants * models * run.repeat
     if run.status == RunStatus.COMPLETE and len(trials) != planned:
         problems.append(f"{len(trials)} trials are stored where {planned} were planned")
     ran = [t for t in trials if t.status == "ok"]

@@ -70,6 +70,8 @@ class TrialSummary:
     verdicts: list[VerdictSummary] = field(default_factory=list)
     carrier: str = ""
     egress_events: int = 0  # events the sandbox caught during this trial
+    repeat: int = 0
+    output: str = ""
 
 
 @dataclass(frozen=True)
@@ -257,6 +259,8 @@ class Store:
                     verdicts.get(trial.id or 0, []),
                     carrier=scenario.carrier,
                     egress_events=egress.get(trial.id or 0, 0),
+                    repeat=trial.repeat,
+                    output=trial.output,
                 )
                 for trial, model, scenario in rows
             ]

@@ -477,6 +477,7 @@ def test_store_trial_summaries_lists_trials_with_verdicts(store: Store) -> None:
     other.record(make_result(make_specs()[0, "clean"]))
 
     summaries = store.trial_summaries(handle.run_id)
+    reported = "FINDINGS: 9 mm nodule in the right upper lobe."  # make_result's output
 
     assert summaries == [
         TrialSummary(
@@ -491,6 +492,7 @@ def test_store_trial_summaries_lists_trials_with_verdicts(store: Store) -> None:
                 VerdictSummary("findings_reported", "utility", True),
             ],
             carrier="text",
+            output=reported,
         ),
         TrialSummary(
             0,
@@ -513,6 +515,7 @@ def test_store_trial_summaries_lists_trials_with_verdicts(store: Store) -> None:
                 VerdictSummary("findings_reported", "utility", False),
             ],
             carrier="text",
+            output=reported,
         ),
     ]
     assert store.trial_summaries("no-such-run") == []
