@@ -247,6 +247,14 @@ def report(
             metavar="FILE", help="Write JUnit XML: a testsuite per model, a testcase per scenario."
         ),
     ] = None,
+    sarif: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="Write SARIF 2.1.0 for code-scanning dashboards: failed checks and egress per "
+            "model and scenario, and the model files' audits.",
+        ),
+    ] = None,
     fail_on: Annotated[
         list[str] | None,
         typer.Option(
@@ -262,7 +270,7 @@ def report(
         bool, typer.Option("--wide", help="Full-width tables (default: they fit 100 columns).")
     ] = False,
 ) -> None:
-    """Report runs: a scorecard in the terminal, HTML, JSON and JUnit files, and a CI gate.
+    """Report runs: a scorecard in the terminal, HTML, JSON, JUnit and SARIF files, a CI gate.
 
     Without a file option it prints the scorecard: per model, per family and carrier,
     comparisons between models, and provenance. With file options it writes them (creating
@@ -286,6 +294,7 @@ def report(
         html=html,
         json=json_file,
         junit=junit,
+        sarif=sarif,
         fail_on=fail_on or [],
         wide=wide,
     )

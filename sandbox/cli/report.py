@@ -1,16 +1,18 @@
-"""`sandbox report`: read runs from the store, write HTML, JSON and JUnit, gate on thresholds.
+"""`sandbox report`: read runs from the store, write HTML, JSON, JUnit and SARIF, gate.
 
 The exit code is the CI gate: incomplete runs (3) come before crossed thresholds (4).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
 
+from sandbox import __version__
 from sandbox.cli.files import write_report_file
 from sandbox.cli.render import (
     comparison_tables,
@@ -26,6 +28,7 @@ from sandbox.report.collect import build_report, resolve_runs
 from sandbox.report.html import render_html
 from sandbox.report.junit import render_junit
 from sandbox.report.model import Report
+from sandbox.report.sarif import render_sarif
 from sandbox.report.thresholds import ThresholdResult, check_thresholds, parse_thresholds
 from sandbox.status import ExitCode, RunStatus
 from sandbox.store import open_store
@@ -40,6 +43,7 @@ class ReportRequest:
     html: Path | None = None
     json: Path | None = None
     junit: Path | None = None
+    sarif: Path | None = None
     fail_on: Sequence[str] = ()
     wide: bool = False  # full-width tables instead of ones that fit 100 columns
 
@@ -82,6 +86,7 @@ def write_files(report: Report, request: ReportRequest) -> list[tuple[Path, str]
         (request.html, "HTML", render_html),
         (request.json, "JSON", lambda r: r.model_dump_json(indent=2) + "\n"),
         (request.junit, "JUnit", render_junit),
+        (request.sarif, "SARIF", lambda r: json.dumps(render_sarif(r, __version__), indent=1)),
     )
     written = []
     for path, kind, render in renderers:

@@ -258,6 +258,22 @@ def test_report_writes_html_json_and_junit_into_new_folders(
     assert html.lstrip().lower().startswith("<!doctype html")
 
 
+def test_report_writes_sarif_with_the_attack_that_worked(
+    runner: CliRunner, results: Results
+) -> None:
+    results.add_run(leaks_on("fetch-leak"))
+    sarif = results.folder / "out" / "run.sarif"
+
+    done = _report(runner, results, "--sarif", str(sarif))
+
+    assert done.exit_code == 0, done.output
+    assert f"wrote SARIF report {sarif}" in done.stdout
+    log = json.loads(sarif.read_text())
+    assert log["version"] == "2.1.0"
+    errors = [r for r in log["runs"][0]["results"] if r["level"] == "error"]
+    assert [r["properties"]["scenario"] for r in errors] == ["fetch-leak"]
+
+
 def test_report_json_alone_prints_one_line_and_the_short_scorecard(
     runner: CliRunner, results: Results
 ) -> None:
