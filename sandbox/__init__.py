@@ -2,7 +2,8 @@
 
 The library is the product; the `sandbox` command is a thin layer over it (see `sandbox.cli`).
 Its public API is `evaluate` (the whole of `sandbox run`), the `Evaluation` it returns,
-`RunStatus` and `ExitCode`; they import on first use, so `import sandbox` stays cheap.
+`sweep_triggers` (the whole of `sandbox triggers`) and its `Sweep`, `RunStatus` and `ExitCode`;
+they import on first use, so `import sandbox` stays cheap.
 """
 
 from __future__ import annotations
@@ -10,10 +11,26 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["Evaluation", "EvaluationObserver", "ExitCode", "Interrupted", "RunStatus", "evaluate"]
+__all__ = [
+    "Evaluation",
+    "EvaluationObserver",
+    "ExitCode",
+    "Interrupted",
+    "RunStatus",
+    "Sweep",
+    "evaluate",
+    "sweep_triggers",
+]
 
 if TYPE_CHECKING:
-    from sandbox.api import Evaluation, EvaluationObserver, Interrupted, evaluate
+    from sandbox.api import (
+        Evaluation,
+        EvaluationObserver,
+        Interrupted,
+        Sweep,
+        evaluate,
+        sweep_triggers,
+    )
     from sandbox.status import ExitCode, RunStatus
 
 _HOMES = {
@@ -21,6 +38,8 @@ _HOMES = {
     "Evaluation": "sandbox.api",
     "EvaluationObserver": "sandbox.api",
     "Interrupted": "sandbox.api",
+    "Sweep": "sandbox.api",
+    "sweep_triggers": "sandbox.api",
     "RunStatus": "sandbox.status",
     "ExitCode": "sandbox.status",
 }

@@ -16,8 +16,7 @@ from typing import Any
 
 import pytest
 
-from sandbox import ExitCode
-from sandbox.api import Sweep, sweep_triggers
+from sandbox import ExitCode, Sweep, sweep_triggers
 from tests import stub_model
 from tests.cli.invoke import sandbox as invoke
 from tests.helpers import SCENARIOS, scenario_data
